@@ -1,0 +1,1 @@
+"""cityos adapters: the edges to outside technology (SQL, InfluxDB, MQTT, payload formats)."""

@@ -1,0 +1,1 @@
+"""cityos connectors: pull-based importers of administrative open data."""

@@ -1,0 +1,1 @@
+"""cityos core: domain model, ports, ingestion pipeline, query services, GraphQL/HTTP API, CLI."""

@@ -1,0 +1,144 @@
+"""The one typed configuration tree (env `CITYOS__SECTION__KEY`, `.env` file, secret files).
+
+Built once by the CLI or the app factory (`load_settings`) and passed down; never read at
+import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cityos.platform.domain.model import Domain
+
+
+class DbSettings(BaseModel):
+    """The SQL catalog."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file `catalog.db` in the data dir",
+    )
+
+
+class TimeSeriesSettings(BaseModel):
+    """The time-series store."""
+
+    backend: str = Field(default="sqlite", description="`sqlite` (embedded) or `influxdb`")
+    url: str | None = Field(default=None, description="InfluxDB base URL (v1-compatible API)")
+    database: str = Field(default="cityos", description="InfluxDB database (1.x) / DBRP name")
+    token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x API token")
+    username: str | None = Field(default=None, description="InfluxDB 1.x user")
+    password: SecretStr | None = Field(default=None, description="InfluxDB 1.x password")
+
+
+class MqttSettings(BaseModel):
+    """The MQTT broker that devices publish to."""
+
+    url: str | None = Field(
+        default=None,
+        description="`mqtt://user:pass@host:port` (`mqtts://` for TLS); unset = embedded broker",
+    )
+    client_id: str = Field(default="cityos-ingest", description="MQTT client id of the worker")
+    share_group: str = Field(default="cityos", description="MQTT v5 shared-subscription group")
+    embedded_broker: str = Field(
+        default="auto", description="`auto` (mosquitto on PATH, else amqtt), `mosquitto`, `amqtt`"
+    )
+    session_expiry_seconds: int = Field(
+        default=86400, ge=0, description="how long the broker keeps the worker's session"
+    )
+    receive_maximum: int = Field(
+        default=1000, ge=1, le=65535, description="MQTT v5 Receive Maximum (unacked in flight)"
+    )
+
+
+class IngestSettings(BaseModel):
+    """The ingestion worker."""
+
+    max_payload_bytes: int = Field(default=262144, ge=1, description="larger payloads are refused")
+    max_future_seconds: int = Field(
+        default=300, ge=0, description="readings further in the future are refused"
+    )
+    batch_size: int = Field(default=5000, ge=1, description="flush a batch at this many readings")
+    flush_interval_ms: int = Field(default=100, ge=1, description="... or after this long")
+    device_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long device/sensor lookups are cached"
+    )
+
+
+class AuthSettings(BaseModel):
+    """OAuth2 (authorization server and token verification)."""
+
+    issuer: str | None = Field(default=None, description="token issuer; default: server URL")
+    audience: str = Field(default="cityos", description="`aud` of issued/accepted tokens")
+    token_ttl_seconds: int = Field(default=900, ge=1, description="access-token lifetime")
+    external_issuer: str | None = Field(default=None, description="an external IdP's issuer")
+    external_jwks_url: str | None = Field(default=None, description="... and its JWKS URL")
+    external_scope_claim: str = Field(default="scope", description="... and its scope claim")
+
+
+class ApiSettings(BaseModel):
+    """The HTTP / GraphQL API."""
+
+    dev_mode: bool = Field(default=False, description="GraphiQL and introspection on")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins")
+    rate_limit: str = Field(default="600/minute", description="per-client request rate limit")
+    max_range_days: int = Field(default=366, ge=1, description="longest time range per request")
+    max_points: int = Field(default=100000, ge=1, description="most points per request")
+    anonymous_scopes: frozenset[str] = Field(
+        default=frozenset(),
+        description="scopes granted to callers without a token (`cityos demo` sets read scopes)",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("anonymous_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return frozenset(value.split())
+        return value
+
+
+class Settings(BaseSettings):
+    """Everything cityos can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CITYOS__",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        secrets_dir=None,
+    )
+
+    data_dir: Path = Field(default=Path(".cityos"), description="where embedded state lives")
+    db: DbSettings = Field(default_factory=DbSettings)
+    timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @property
+    def db_url(self) -> str:
+        """The catalog's SQLAlchemy URL (the configured one, else SQLite in the data dir)."""
+        if self.db.url:
+            return self.db.url
+        return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+
+READ_SCOPES: frozenset[str] = frozenset(domain.read_scope for domain in Domain)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings tree from the environment (and `.env`), with explicit overrides."""
+    return Settings(**overrides)

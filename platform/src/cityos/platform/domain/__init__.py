@@ -1,0 +1,1 @@
+"""Plain domain values shared by every part of cityos (no framework imports)."""

@@ -1,0 +1,139 @@
+"""Domain values: devices, sensors, observations, facilities, datasets, alerts, rejections."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Domain(enum.StrEnum):
+    """The use-case domain that every sensor, dataset and facility belongs to."""
+
+    DISASTER = "disaster"
+    TOURISM = "tourism"
+    HEALTH = "health"
+
+    @property
+    def read_scope(self) -> str:
+        """The OAuth scope that lets a caller read this domain's data."""
+        return f"{self.value}:read"
+
+
+class Quality(enum.StrEnum):
+    """Quality flag of one observation."""
+
+    GOOD = "good"
+    SUSPECT = "suspect"
+    BAD = "bad"
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPoint:
+    """A WGS 84 position."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A physical publisher with its own MQTT identity and payload format."""
+
+    id: str
+    name: str
+    domain: Domain
+    payload_format: str
+    location: GeoPoint | None = None
+    revoked: bool = False
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sensor:
+    """One quantity measured by one device at one place."""
+
+    id: str
+    device_id: str
+    quantity: str
+    unit: str
+    domain: Domain
+    name: str
+    location: GeoPoint | None = None
+    valid_min: float | None = None
+    valid_max: float | None = None
+    retired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One stored value of one sensor at one time (UTC-aware datetimes)."""
+
+    sensor_id: str
+    time: datetime
+    value: float
+    quality: Quality = Quality.GOOD
+    ingested_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """One imported administrative source, with provenance."""
+
+    id: str
+    name: str
+    source: str
+    licence: str
+    public: bool
+    fetched_at: datetime
+    checksum: str
+    row_count: int
+    connector: str
+
+
+@dataclass(frozen=True, slots=True)
+class Facility:
+    """A place from administrative data (evacuation site, AED, tourist facility, ...)."""
+
+    id: str
+    kind: str
+    name: str
+    location: GeoPoint
+    domain: Domain
+    dataset_id: str
+    source_key: str
+    name_kana: str | None = None
+    address: str | None = None
+    hazards: frozenset[str] = frozenset()
+    attributes: dict[str, Any] = field(default_factory=dict)
+    withdrawn: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An official warning or a sensor threshold crossing."""
+
+    id: str
+    source: str
+    kind: str
+    area: str
+    area_name: str
+    status: str
+    drill: bool
+    issued_at: datetime
+    kind_code: str | None = None
+    valid_until: datetime | None = None
+    headline: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message or reading that was refused, kept with the reason (dead-letter record)."""
+
+    received_at: datetime
+    reason: str
+    topic: str
+    excerpt: str
+    device_id: str | None = None
+    quantity: str | None = None

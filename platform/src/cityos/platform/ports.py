@@ -1,0 +1,320 @@
+"""Ports: the Protocols that adapters, connectors and auth implement for the core.
+
+Adapters are found by name through entry points (see `plugins.py`); the core only ever
+sees these Protocols. What each entry-point group registers is a factory:
+
+- `cityos.catalog`, `cityos.timeseries`: `create(settings: Settings) -> Catalog | TimeSeriesStore`
+- `cityos.decoders`: `create(settings: Settings) -> PayloadDecoder`
+- `cityos.message_sources`: `create(settings: Settings, *, url: str) -> MessageSource`
+- `cityos.message_publishers`: `create(settings: Settings, *, url: str, client_id: str)
+  -> MessagePublisher`
+- `cityos.brokers`: `create(settings: Settings, *, host: str, port: int, state_dir: Path)
+  -> EmbeddedBroker` (raises ConfigError when its technology is not available here)
+- `cityos.connectors`: `create(settings: Settings) -> Connector`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from cityos.platform.domain.model import (
+    Dataset,
+    Device,
+    Domain,
+    Facility,
+    Observation,
+    Rejection,
+    Sensor,
+)
+
+# ---------------------------------------------------------------- time series
+
+
+@runtime_checkable
+class TimeSeriesStore(Protocol):
+    """Where observations live (InfluxDB in production, embedded SQLite by default)."""
+
+    name: str
+
+    def write(self, observations: Sequence[Observation]) -> None:
+        """Store observations durably; the same (sensor, time) written twice is stored once.
+
+        Raises RetryableError when the store is unreachable; then nothing may be acked.
+        """
+
+    def query_range(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        limit: int,
+        after: datetime | None = None,
+    ) -> list[Observation]:
+        """Raw observations with start <= time < end (and time > after), oldest first."""
+        ...
+
+    def count_range(self, *, sensor_id: str, start: datetime, end: datetime) -> int:
+        """Number of observations with start <= time < end."""
+        ...
+
+    def latest(self, sensor_ids: Sequence[str]) -> dict[str, Observation]:
+        """The newest observation of each sensor that has one, in one round trip."""
+        ...
+
+    def ping(self) -> None:
+        """Raise RetryableError unless the store answers."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+# ---------------------------------------------------------------- catalog
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    """What an idempotent upsert of a source's records changed."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    withdrawn: int = 0
+
+
+@runtime_checkable
+class Catalog(Protocol):
+    """The SQL catalog: devices, sensors, facilities, datasets, alerts, dead letters."""
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (idempotent)."""
+
+    def ping(self) -> None:
+        """Raise RetryableError unless the database answers."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # devices and sensors
+    def add_device(
+        self, device: Device, sensors: Sequence[Sensor], *, credential_hash: str | None = None
+    ) -> None:
+        """Register a device with its sensors; AlreadyExists if the id is taken."""
+
+    def get_device(self, device_id: str) -> Device | None:
+        """The device with that id, or None."""
+        ...
+
+    def list_devices(self) -> list[Device]:
+        """All devices, ordered by id."""
+        ...
+
+    def get_sensor(self, sensor_id: str) -> Sensor | None:
+        """The sensor with that id, or None."""
+        ...
+
+    def sensors_of_device(self, device_id: str) -> list[Sensor]:
+        """The sensors of one device (retired ones included), ordered by id."""
+        ...
+
+    def list_sensors(
+        self,
+        *,
+        domains: frozenset[Domain],
+        device_id: str | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Sensor]:
+        """Sensors of the given domains with id > after_id, ordered by id."""
+        ...
+
+    def count_sensors(self, *, domains: frozenset[Domain], device_id: str | None = None) -> int:
+        """How many sensors `list_sensors` would page through."""
+        ...
+
+    # dead letters
+    def record_rejections(self, rejections: Sequence[Rejection]) -> None:
+        """Append dead-letter records."""
+
+    def list_rejections(
+        self, *, device_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Rejection]:
+        """Dead-letter records, newest first."""
+        ...
+
+    # administrative data
+    def upsert_dataset_facilities(
+        self, dataset: Dataset, facilities: Sequence[Facility]
+    ) -> UpsertCounts:
+        """Upsert a dataset and its facilities by source key; absent ones become withdrawn."""
+        ...
+
+    def list_datasets(self) -> list[Dataset]:
+        """All datasets, ordered by id."""
+        ...
+
+    def list_facilities(
+        self, *, kinds: frozenset[str] | None = None, include_withdrawn: bool = False
+    ) -> list[Facility]:
+        """Facilities, optionally of some kinds, ordered by id."""
+        ...
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message from a message source; `ack` confirms it to the broker (idempotent)."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    ack: Callable[[], None]
+
+
+MessageHandler = Callable[[Message], None]
+
+
+@runtime_checkable
+class MessageSource(Protocol):
+    """A subscription that delivers device messages and takes acknowledgements later."""
+
+    @property
+    def protocol(self) -> str:
+        """The protocol level negotiated with the broker, e.g. 'MQTT 5.0' or 'MQTT 3.1.1'."""
+        ...
+
+    def start(self, handler: MessageHandler) -> None:
+        """Connect, subscribe and deliver every message to `handler` (on the source's thread)."""
+
+    def stop(self) -> None:
+        """Disconnect; unacknowledged messages are redelivered by the broker later."""
+
+
+@runtime_checkable
+class MessagePublisher(Protocol):
+    """Publishes messages to the broker (the demo simulator, tests, tools)."""
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Send one message; with qos 1 return once the broker has it queued for sending."""
+
+    def close(self) -> None:
+        """Flush what is in flight and disconnect."""
+
+
+@runtime_checkable
+class EmbeddedBroker(Protocol):
+    """An MQTT broker started by cityos itself when no external one is configured."""
+
+    name: str
+
+    @property
+    def url(self) -> str:
+        """mqtt:// URL clients use to reach it."""
+        ...
+
+    def start(self) -> None:
+        """Start serving; return once it accepts connections."""
+
+    def stop(self) -> None:
+        """Stop serving and clean up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One decoded value for one quantity of a device, before validation."""
+
+    quantity: str | None
+    time: datetime
+    value: float
+    unit: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingProblem:
+    """A part of a payload that could not become a reading, with the reason."""
+
+    reason: str
+    excerpt: str
+    quantity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeContext:
+    """What a decoder may know about the message it decodes."""
+
+    device: Device
+    sensors: Mapping[str, Sensor]
+    topic: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPayload:
+    """A decoder's output: readings to validate plus per-reading problems."""
+
+    readings: list[Reading]
+    problems: list[ReadingProblem] = field(default_factory=list)
+
+
+@runtime_checkable
+class PayloadDecoder(Protocol):
+    """Pure function object turning payload bytes into readings; raises PayloadError."""
+
+    format: str
+
+    def decode(self, payload: bytes, ctx: DecodeContext) -> DecodedPayload:
+        """Decode one payload."""
+        ...
+
+
+# ---------------------------------------------------------------- connectors, auth
+
+
+@dataclass(frozen=True, slots=True)
+class FacilityRecord:
+    """One facility as a connector read it from its source."""
+
+    source_key: str
+    kind: str
+    name: str
+    lat: float
+    lon: float
+    name_kana: str | None = None
+    address: str | None = None
+    hazards: frozenset[str] = frozenset()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A source row that could not become a record: where it was and why."""
+
+    line: int
+    reason: str
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """Pull-based importer of administrative data: yields records, never writes."""
+
+    name: str
+    default_licence: str
+
+    def fetch(self, source: str) -> Iterator[FacilityRecord | RejectedRecord]:
+        """Yield the records (and rejected rows) read from `source`, a path or URL."""
+        ...
+
+
+@runtime_checkable
+class TokenVerifier(Protocol):
+    """Turns a bearer token into the caller's client id and scopes."""
+
+    def verify(self, token: str) -> tuple[str, frozenset[str]]:
+        """Return (client_id, scopes) or raise PermissionDenied for any invalid token."""
+        ...
