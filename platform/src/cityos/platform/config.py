@@ -7,10 +7,10 @@ import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cityos.platform.domain.model import Domain
 
@@ -84,11 +84,11 @@ class ApiSettings(BaseModel):
     """The HTTP / GraphQL API."""
 
     dev_mode: bool = Field(default=False, description="GraphiQL and introspection on")
-    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="allowed CORS origins")
     rate_limit: str = Field(default="600/minute", description="per-client request rate limit")
     max_range_days: int = Field(default=366, ge=1, description="longest time range per request")
     max_points: int = Field(default=100000, ge=1, description="most points per request")
-    anonymous_scopes: frozenset[str] = Field(
+    anonymous_scopes: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(),
         description="scopes granted to callers without a token (`cityos demo` sets read scopes)",
     )

@@ -1,0 +1,103 @@
+"""The FastAPI application: GraphQL, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from strawberry.fastapi import GraphQLRouter
+
+from cityos.platform.api.graphql.context import GraphQLContext
+from cityos.platform.api.graphql.schema import build_schema
+from cityos.platform.domain.errors import CityosError, PermissionDenied
+from cityos.platform.runtime import Runtime
+from cityos.platform.security import Principal
+
+log = logging.getLogger(__name__)
+
+INVALID_TOKEN_HEADERS = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class Unauthenticated(Exception):
+    """A bearer token was given but is not valid: answer 401, never read anonymously."""
+
+
+def principal_of(request: Request, runtime: Runtime) -> Principal:
+    """The caller: anonymous without a token; a verified client with one; else 401."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return Principal(client_id=None, scopes=runtime.settings.api.anonymous_scopes)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or runtime.token_verifier is None:
+        raise Unauthenticated()
+    try:
+        client_id, scopes = runtime.token_verifier.verify(token.strip())
+    except PermissionDenied:
+        raise Unauthenticated() from None
+    return Principal(client_id=client_id, scopes=scopes)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the HTTP application around a runtime."""
+    api_settings = runtime.settings.api
+    app = FastAPI(
+        title="cityos",
+        description="Omaezaki city's data-linkage platform",
+        docs_url="/docs" if api_settings.dev_mode else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if api_settings.dev_mode else None,
+    )
+    if api_settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api_settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_request: Request, _exc: Unauthenticated) -> JSONResponse:
+        return JSONResponse(
+            {"errors": [{"message": "invalid token", "extensions": {"code": "UNAUTHENTICATED"}}]},
+            status_code=401,
+            headers=INVALID_TOKEN_HEADERS,
+        )
+
+    async def context_getter(request: Request) -> GraphQLContext:
+        return GraphQLContext(runtime=runtime, principal=principal_of(request, runtime))
+
+    graphql: GraphQLRouter[GraphQLContext, None] = GraphQLRouter(
+        build_schema(),
+        context_getter=context_getter,
+        graphql_ide="graphiql" if api_settings.dev_mode else None,
+        allow_queries_via_get=False,
+    )
+    app.include_router(graphql, prefix="/graphql")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        for name, ping in (("catalog", runtime.catalog.ping), ("timeseries", runtime.store.ping)):
+            try:
+                await asyncio.to_thread(ping)
+                checks[name] = "ok"
+            except CityosError as exc:
+                checks[name] = f"unavailable: {exc}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,1 @@
+"""GraphQL plumbing shared by the feature slices: scalars, enums, context, errors, schema."""

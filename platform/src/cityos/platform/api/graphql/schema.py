@@ -1,0 +1,49 @@
+"""The GraphQL schema, assembled from the feature slices."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+
+from cityos.platform.api.graphql.errors import ClassifyErrors
+from cityos.platform.api.graphql.scalars import SCALAR_MAP
+from cityos.platform.observations.types import ObservationConnection, resolve_observations
+from cityos.platform.sensors.types import (
+    SensorConnection,
+    SensorType,
+    resolve_sensor,
+    resolve_sensors,
+)
+
+
+@strawberry.type
+class Query:
+    """Read access to cityos."""
+
+    sensors: SensorConnection = strawberry.field(
+        resolver=resolve_sensors, description="Sensors the caller may read, ordered by id"
+    )
+    sensor: SensorType | None = strawberry.field(
+        resolver=resolve_sensor, description="One sensor; null when unknown or hidden"
+    )
+    observations: ObservationConnection = strawberry.field(
+        resolver=resolve_observations, description="Raw observations of one sensor in [from, to)"
+    )
+
+
+def build_schema() -> strawberry.Schema:
+    """The cityos GraphQL schema."""
+    return strawberry.Schema(
+        query=Query,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        extensions=[ClassifyErrors],
+    )
+
+
+def schema_sdl() -> str:
+    """The schema in SDL, as published in docs/schema.graphql."""
+    return build_schema().as_str() + "\n"
+
+
+if __name__ == "__main__":
+    print(schema_sdl(), end="")

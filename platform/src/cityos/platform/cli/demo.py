@@ -1,0 +1,137 @@
+"""`cityos demo`: the whole platform in one process on embedded defaults."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, cast
+
+import typer
+
+from cityos.platform import plugins
+from cityos.platform.cli.stack import (
+    mqtt_endpoint,
+    port_or_free,
+    redact_url,
+    running_worker,
+    serve_http,
+)
+from cityos.platform.config import READ_SCOPES, Settings, load_settings
+from cityos.platform.demo import Simulator, demo_data_dir, devices_and_sensors
+from cityos.platform.domain.errors import AlreadyExists
+from cityos.platform.imports.service import import_facilities
+from cityos.platform.ports import Connector
+from cityos.platform.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+SIMULATOR_INTERVAL_SECONDS = 2.0
+EXAMPLE_QUERY = "{ sensors { nodes { id domain latest { time value } } } }"
+
+
+def demo(
+    port: Annotated[int, typer.Option("--port", help="HTTP port (a free one if taken)")] = 8000,
+    mqtt_port: Annotated[
+        int, typer.Option("--mqtt-port", help="MQTT port (a free one if taken)")
+    ] = 1883,
+    secure: Annotated[bool, typer.Option("--secure", help="no anonymous read access")] = False,
+) -> None:
+    """Run API, embedded broker, ingest worker and the Omaezaki sensor simulator."""
+    settings = _demo_settings(load_settings(), secure=secure)
+    runtime = Runtime.open(settings)
+    try:
+        _register_simulated_devices(runtime)
+        _load_evacuation_sites(runtime)
+        http_port = port_or_free(HOST, port, "HTTP")
+        with (
+            mqtt_endpoint(runtime, host=HOST, port=mqtt_port) as (url, broker),
+            running_worker(runtime, url) as worker,
+        ):
+            publisher = runtime.new_publisher(url, client_id="cityos-demo-simulator")
+            simulator = Simulator(
+                lambda topic, payload: publisher.publish(topic, payload, qos=1),
+                interval=SIMULATOR_INTERVAL_SECONDS,
+            )
+            simulator.start()
+            try:
+                broker_name = broker.name if broker else "external"
+                _print_banner(http_port, url, broker_name, worker.protocol, secure=secure)
+                serve_http(runtime, host=HOST, port=http_port)
+            finally:
+                simulator.stop()
+                publisher.close()
+    finally:
+        runtime.close()
+    typer.echo("cityos demo stopped")
+
+
+def _demo_settings(settings: Settings, *, secure: bool) -> Settings:
+    """Dev mode on; anonymous callers get the read scopes unless --secure."""
+    api = settings.api.model_copy(
+        update={
+            "dev_mode": True,
+            "anonymous_scopes": settings.api.anonymous_scopes if secure else READ_SCOPES,
+        }
+    )
+    return settings.model_copy(update={"api": api})
+
+
+def _register_simulated_devices(runtime: Runtime) -> None:
+    """Register the simulator's devices once (later runs keep them)."""
+    added = 0
+    for device, sensors in devices_and_sensors():
+        try:
+            runtime.catalog.add_device(device, sensors)
+            added += 1
+        except AlreadyExists:
+            continue
+    if added:
+        log.info("registered %d simulated devices", added)
+
+
+def _load_evacuation_sites(runtime: Runtime) -> None:
+    """Import Omaezaki's real GSI evacuation sites and shelters (idempotent)."""
+    connector = cast(
+        Connector, plugins.load(plugins.CONNECTORS, "gsi-evacuation")(runtime.settings)
+    )
+    summary = import_facilities(
+        catalog=runtime.catalog, connector=connector, source=str(demo_data_dir())
+    )
+    log.info(
+        "evacuation sites: %d read, %d inserted, %d updated, %d unchanged, %d rejected",
+        summary.read,
+        summary.inserted,
+        summary.updated,
+        summary.unchanged,
+        summary.rejected,
+    )
+
+
+def _print_banner(
+    http_port: int, mqtt_url: str, broker: str, protocol: str, *, secure: bool
+) -> None:
+    base = f"http://{HOST}:{http_port}"
+    lines = [
+        "",
+        "cityos demo is running (Ctrl-C stops)",
+        f"  GraphiQL     {base}/graphql",
+        f"  health       {base}/healthz    metrics {base}/metrics",
+        f"  MQTT broker  {redact_url(mqtt_url)} ({broker}; ingest worker speaks {protocol})",
+        "",
+        "Try:",
+        f"  curl -s {base}/graphql -H 'content-type: application/json' \\",
+        f'    -d \'{{"query": "{EXAMPLE_QUERY}"}}\'',
+        "  mosquitto_sub -h 127.0.0.1 -p "
+        f"{mqtt_url.rsplit(':', 1)[-1]} -t 'cityos/v1/devices/+/up' -v",
+        "",
+    ]
+    typer.echo("\n".join(lines))
+    if not secure:
+        typer.secho(
+            "WARNING: demo mode grants anonymous callers the read scopes "
+            f"({' '.join(sorted(READ_SCOPES))}); use --secure to turn that off. "
+            "`cityos serve` never does this.",
+            fg="red",
+            bold=True,
+            err=True,
+        )

@@ -1,0 +1,81 @@
+"""Pieces that `demo`, `serve` and `ingest` assemble: ports, broker, worker, HTTP server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import typer
+import uvicorn
+
+from cityos.platform.api.app import create_app
+from cityos.platform.ingest.worker import IngestWorker
+from cityos.platform.ports import EmbeddedBroker
+from cityos.platform.runtime import Runtime, start_embedded_broker
+
+log = logging.getLogger(__name__)
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to print: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def port_or_free(host: str, port: int, what: str) -> int:
+    """`port` if it can be bound on `host`, else a free one (said loudly)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            return port
+        except OSError:
+            pass
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        free = int(sock.getsockname()[1])
+    typer.secho(f"{what} port {port} is taken; using {free} instead", fg="yellow", err=True)
+    return free
+
+
+@contextlib.contextmanager
+def mqtt_endpoint(
+    runtime: Runtime, *, host: str, port: int
+) -> Iterator[tuple[str, EmbeddedBroker | None]]:
+    """The configured broker URL, or an embedded broker started for the block."""
+    if runtime.settings.mqtt.url:
+        yield runtime.settings.mqtt.url, None
+        return
+    broker = start_embedded_broker(
+        runtime.settings, host=host, port=port_or_free(host, port, "MQTT")
+    )
+    log.info("embedded MQTT broker %s listening at %s", broker.name, broker.url)
+    try:
+        yield broker.url, broker
+    finally:
+        broker.stop()
+
+
+@contextlib.contextmanager
+def running_worker(runtime: Runtime, url: str) -> Iterator[IngestWorker]:
+    """An ingest worker subscribed at `url` for the block."""
+    worker = IngestWorker(source=runtime.new_message_source(url), pipeline=runtime.new_pipeline())
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def serve_http(runtime: Runtime, *, host: str, port: int) -> None:
+    """Serve the API until Ctrl-C / SIGTERM."""
+    config = uvicorn.Config(
+        create_app(runtime), host=host, port=port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run()

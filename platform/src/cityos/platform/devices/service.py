@@ -1,0 +1,124 @@
+"""Registering devices and their sensors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cityos.platform.devices.credentials import generate_password, hash_password
+from cityos.platform.domain.errors import InvalidInput
+from cityos.platform.domain.ids import check_device_id, check_quantity, make_sensor_id
+from cityos.platform.domain.model import Device, Domain, GeoPoint, Sensor
+from cityos.platform.ports import Catalog
+
+MAX_NAME_LENGTH = 200
+MAX_UNIT_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSpec:
+    """A sensor as declared on the command line: `QUANTITY:UNIT[:MIN:MAX]`."""
+
+    quantity: str
+    unit: str
+    valid_min: float | None = None
+    valid_max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeviceCredentials:
+    """What `devices add` prints once: the MQTT username and the plain password."""
+
+    device_id: str
+    mqtt_username: str
+    mqtt_password: str
+
+
+def _bound(text: str, what: str, spec: str) -> float | None:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(f"sensor {spec!r}: {what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"sensor {spec!r}: {what} must be finite")
+    return value
+
+
+def parse_sensor_spec(spec: str) -> SensorSpec:
+    """Parse `QUANTITY:UNIT[:MIN:MAX]` (MIN or MAX may be empty)."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 4):
+        raise InvalidInput(f"sensor {spec!r}: expected QUANTITY:UNIT or QUANTITY:UNIT:MIN:MAX")
+    quantity, unit = check_quantity(parts[0]), parts[1]
+    if not unit or len(unit) > MAX_UNIT_LENGTH or not unit.isprintable() or " " in unit:
+        raise InvalidInput(f"sensor {spec!r}: unit must be a SenML unit symbol such as m or Cel")
+    low = _bound(parts[2], "MIN", spec) if len(parts) == 4 else None
+    high = _bound(parts[3], "MAX", spec) if len(parts) == 4 else None
+    if low is not None and high is not None and low > high:
+        raise InvalidInput(f"sensor {spec!r}: MIN is greater than MAX")
+    return SensorSpec(quantity=quantity, unit=unit, valid_min=low, valid_max=high)
+
+
+def build_device(
+    *,
+    device_id: str,
+    name: str,
+    domain: Domain,
+    payload_format: str,
+    sensors: Sequence[SensorSpec],
+    location: GeoPoint | None,
+    known_formats: Collection[str],
+) -> tuple[Device, list[Sensor]]:
+    """Validate a device registration and build its domain values."""
+    check_device_id(device_id)
+    if not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"device name must be 1..{MAX_NAME_LENGTH} characters")
+    if payload_format not in known_formats:
+        known = ", ".join(sorted(known_formats)) or "none"
+        raise InvalidInput(
+            f"payload format {payload_format!r} is not available (installed: {known})"
+        )
+    if not sensors:
+        raise InvalidInput("a device needs at least one --sensor QUANTITY:UNIT")
+    quantities = [spec.quantity for spec in sensors]
+    if len(set(quantities)) != len(quantities):
+        raise InvalidInput("each quantity may be declared once per device")
+    if location is not None and not (-90 <= location.lat <= 90 and -180 <= location.lon <= 180):
+        raise InvalidInput("location out of range: lat must be in [-90, 90], lon in [-180, 180]")
+    device = Device(
+        id=device_id,
+        name=name,
+        domain=domain,
+        payload_format=payload_format,
+        location=location,
+        created_at=datetime.now(UTC),
+    )
+    return device, [
+        Sensor(
+            id=make_sensor_id(device_id, spec.quantity),
+            device_id=device_id,
+            quantity=spec.quantity,
+            unit=spec.unit,
+            domain=domain,
+            name=f"{name} {spec.quantity}",
+            location=location,
+            valid_min=spec.valid_min,
+            valid_max=spec.valid_max,
+        )
+        for spec in sensors
+    ]
+
+
+def register_device(
+    *, catalog: Catalog, device: Device, sensors: Sequence[Sensor]
+) -> NewDeviceCredentials:
+    """Store a new device with a fresh MQTT password (kept only as a hash)."""
+    password = generate_password()
+    catalog.add_device(device, sensors, credential_hash=hash_password(password))
+    return NewDeviceCredentials(
+        device_id=device.id, mqtt_username=device.id, mqtt_password=password
+    )

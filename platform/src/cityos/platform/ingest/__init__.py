@@ -1,0 +1,1 @@
+"""Sensor ingestion: topic routing, decoding, validation, batching, ack-after-write."""

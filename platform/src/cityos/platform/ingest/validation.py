@@ -1,0 +1,67 @@
+"""Per-reading validation against what the device declared."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cityos.platform.domain.model import Observation, Quality, Sensor
+from cityos.platform.ports import Reading
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRejected:
+    """Why one reading was refused (`code` is a short, stable label for metrics)."""
+
+    code: str
+    detail: str
+    quantity: str | None
+
+
+def validate_reading(
+    reading: Reading,
+    *,
+    sensors: Mapping[str, Sensor],
+    received_at: datetime,
+    max_future: timedelta,
+) -> Observation | ReadingRejected:
+    """Turn a decoded reading into an observation, or say why it is refused."""
+    quantity = reading.quantity
+    sensor = sensors.get(quantity) if quantity is not None else None
+    if sensor is None:
+        known = ", ".join(sorted(sensors)) or "none"
+        return ReadingRejected(
+            "unknown_quantity", f"quantity {quantity!r} is not declared (known: {known})", quantity
+        )
+    value = reading.value
+    if not math.isfinite(value):
+        return ReadingRejected("non_finite", f"value {value!r} is not a finite number", quantity)
+    if sensor.unit and reading.unit is not None and reading.unit != sensor.unit:
+        return ReadingRejected(
+            "unit_mismatch",
+            f"unit {reading.unit!r} but the sensor declares {sensor.unit!r}",
+            quantity,
+        )
+    if (sensor.valid_min is not None and value < sensor.valid_min) or (
+        sensor.valid_max is not None and value > sensor.valid_max
+    ):
+        return ReadingRejected(
+            "out_of_range",
+            f"value {value} outside the valid range [{sensor.valid_min}, {sensor.valid_max}]",
+            quantity,
+        )
+    if reading.time - received_at > max_future:
+        return ReadingRejected(
+            "future_time",
+            f"time {reading.time.isoformat()} is more than {max_future} ahead of receipt",
+            quantity,
+        )
+    return Observation(
+        sensor_id=sensor.id,
+        time=reading.time,
+        value=float(value),
+        quality=Quality.GOOD,
+        ingested_at=received_at,
+    )

@@ -1,0 +1,1 @@
+"""Observations: time-series reads for one sensor."""

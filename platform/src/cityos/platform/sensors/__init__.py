@@ -1,0 +1,1 @@
+"""Sensors: listing and lookup, filtered by the caller's domain scopes."""
