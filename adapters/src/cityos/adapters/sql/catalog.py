@@ -1,0 +1,294 @@
+"""The SQL catalog (SQLAlchemy 2 on SQLite or PostgreSQL), implementing `ports.Catalog`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+
+from cityos.adapters.sql import facilities as facility_upsert
+from cityos.adapters.sql import tables as t
+from cityos.adapters.sql.engine import create_catalog_engine, upgrade, writer
+from cityos.adapters.sql.rows import (
+    dataset_from_row,
+    device_from_row,
+    device_values,
+    facility_from_row,
+    rejection_from_row,
+    rejection_values,
+    require_aware,
+    sensor_from_row,
+    sensor_values,
+)
+from cityos.platform.config import Settings
+from cityos.platform.domain.errors import AlreadyExists, InvalidInput, RetryableError
+from cityos.platform.domain.model import (
+    Dataset,
+    Device,
+    Domain,
+    Facility,
+    Rejection,
+    Sensor,
+)
+from cityos.platform.ports import UpsertCounts
+
+SERVICE = "catalog"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def _unavailable_is_retryable(action: str) -> Iterator[None]:
+    """Turn "the database is down / busy" into RetryableError; let real bugs through."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        message = str(exc.orig)
+        # SQLite reports a missing table as an OperationalError; that is no outage.
+        if message.startswith("no such "):
+            raise
+        raise RetryableError(
+            f"catalog database unavailable while {action}: {message}",
+            service=SERVICE,
+            attempt_context=action,
+        ) from exc
+
+
+def _check_sensors(device: Device, sensor_list: Sequence[Sensor]) -> None:
+    seen: set[str] = set()
+    for sensor in sensor_list:
+        expected = f"{device.id}.{sensor.quantity}"
+        if sensor.device_id != device.id or sensor.id != expected:
+            raise InvalidInput(
+                f"sensor {sensor.id!r} does not belong to device {device.id!r} "
+                f"(expected id {expected!r})",
+                field="sensors",
+            )
+        if sensor.id in seen:
+            raise InvalidInput(f"sensor {sensor.id!r} given twice", field="sensors")
+        seen.add(sensor.id)
+
+
+class SqlCatalog:
+    """Devices, sensors, dead letters, datasets and facilities in one SQL database."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        self._clock = clock
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for migrations tests and operational tooling)."""
+        return self._engine
+
+    @contextlib.contextmanager
+    def _read(self, action: str) -> Iterator[Connection]:
+        with _unavailable_is_retryable(action), self._engine.connect() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        with _unavailable_is_retryable(action), self._writer.begin() as connection:
+            yield connection
+
+    def _now(self) -> datetime:
+        return require_aware(self._clock(), "clock").astimezone(UTC)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (idempotent, safe at every start-up)."""
+        with _unavailable_is_retryable("migrating"):
+            upgrade(self._engine)
+
+    def ping(self) -> None:
+        """Raise RetryableError unless the database answers."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(sa.select(sa.literal(1))).scalar_one()
+        except sa.exc.SQLAlchemyError as exc:
+            raise RetryableError(
+                f"catalog database does not answer: {exc}", service=SERVICE, attempt_context="ping"
+            ) from exc
+
+    def close(self) -> None:
+        """Release connections."""
+        self._engine.dispose()
+
+    # ------------------------------------------------------------ devices and sensors
+
+    def add_device(
+        self, device: Device, sensors: Sequence[Sensor], *, credential_hash: str | None = None
+    ) -> None:
+        """Register a device with its sensors atomically; AlreadyExists if the id is taken."""
+        _check_sensors(device, sensors)
+        now = self._now()
+        taken = AlreadyExists(f"device {device.id!r} already exists")
+        try:
+            with self._write("adding a device") as connection:
+                exists = connection.execute(
+                    sa.select(t.devices.c.id).where(t.devices.c.id == device.id)
+                ).first()
+                if exists is not None:
+                    raise taken
+                connection.execute(
+                    sa.insert(t.devices).values(
+                        device_values(device, credential_hash=credential_hash, now=now)
+                    )
+                )
+                if sensors:
+                    connection.execute(
+                        sa.insert(t.sensors),
+                        [sensor_values(sensor, now=now) for sensor in sensors],
+                    )
+        except IntegrityError as exc:  # a concurrent add of the same id won the race
+            raise taken from exc
+
+    def get_device(self, device_id: str) -> Device | None:
+        """The device with that id, or None."""
+        with self._read("reading a device") as connection:
+            row = (
+                connection.execute(sa.select(t.devices).where(t.devices.c.id == device_id))
+                .mappings()
+                .first()
+            )
+        return device_from_row(row) if row is not None else None
+
+    def list_devices(self) -> list[Device]:
+        """All devices, ordered by id."""
+        with self._read("listing devices") as connection:
+            rows = connection.execute(sa.select(t.devices).order_by(t.devices.c.id)).mappings()
+            return [device_from_row(row) for row in rows]
+
+    def get_sensor(self, sensor_id: str) -> Sensor | None:
+        """The sensor with that id, or None."""
+        with self._read("reading a sensor") as connection:
+            row = (
+                connection.execute(sa.select(t.sensors).where(t.sensors.c.id == sensor_id))
+                .mappings()
+                .first()
+            )
+        return sensor_from_row(row) if row is not None else None
+
+    def sensors_of_device(self, device_id: str) -> list[Sensor]:
+        """The sensors of one device (retired ones included), ordered by id."""
+        query = (
+            sa.select(t.sensors).where(t.sensors.c.device_id == device_id).order_by(t.sensors.c.id)
+        )
+        with self._read("listing sensors") as connection:
+            return [sensor_from_row(row) for row in connection.execute(query).mappings()]
+
+    @staticmethod
+    def _sensor_filter(
+        domains: frozenset[Domain], device_id: str | None
+    ) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = [
+            t.sensors.c.domain.in_(sorted(Domain(d).value for d in domains))
+        ]
+        if device_id is not None:
+            conditions.append(t.sensors.c.device_id == device_id)
+        return conditions
+
+    def list_sensors(
+        self,
+        *,
+        domains: frozenset[Domain],
+        device_id: str | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Sensor]:
+        """Sensors of the given domains with id > after_id, ordered by id."""
+        if not domains or limit <= 0:
+            return []
+        conditions = self._sensor_filter(domains, device_id)
+        if after_id is not None:
+            conditions.append(t.sensors.c.id > after_id)
+        query = sa.select(t.sensors).where(*conditions).order_by(t.sensors.c.id).limit(limit)
+        with self._read("listing sensors") as connection:
+            return [sensor_from_row(row) for row in connection.execute(query).mappings()]
+
+    def count_sensors(self, *, domains: frozenset[Domain], device_id: str | None = None) -> int:
+        """How many sensors `list_sensors` would page through."""
+        if not domains:
+            return 0
+        query = (
+            sa.select(sa.func.count())
+            .select_from(t.sensors)
+            .where(*self._sensor_filter(domains, device_id))
+        )
+        with self._read("counting sensors") as connection:
+            return int(connection.execute(query).scalar_one())
+
+    # ------------------------------------------------------------ dead letters
+
+    def record_rejections(self, rejections: Sequence[Rejection]) -> None:
+        """Append dead-letter records."""
+        if not rejections:
+            return
+        values = [rejection_values(rejection) for rejection in rejections]
+        with self._write("recording rejections") as connection:
+            connection.execute(sa.insert(t.rejections), values)
+
+    def list_rejections(
+        self, *, device_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Rejection]:
+        """Dead-letter records, newest first (optionally of one device, at or after `since`)."""
+        if limit <= 0:
+            return []
+        table = t.rejections
+        query = sa.select(table).order_by(table.c.received_at.desc(), table.c.id.desc())
+        if device_id is not None:
+            query = query.where(table.c.device_id == device_id)
+        if since is not None:
+            query = query.where(table.c.received_at >= require_aware(since, "since"))
+        with self._read("listing rejections") as connection:
+            rows = connection.execute(query.limit(limit)).mappings()
+            return [rejection_from_row(row) for row in rows]
+
+    # ------------------------------------------------------------ administrative data
+
+    def upsert_dataset_facilities(
+        self, dataset: Dataset, facilities: Sequence[Facility]
+    ) -> UpsertCounts:
+        """Upsert a dataset and its facilities by source key; absent ones become withdrawn."""
+        now = self._now()
+        try:
+            with self._write("upserting facilities") as connection:
+                return facility_upsert.upsert(connection, dataset, facilities, now=now)
+        except IntegrityError as exc:
+            raise AlreadyExists(
+                f"a facility id of dataset {dataset.id!r} is already used by another row"
+            ) from exc
+
+    def list_datasets(self) -> list[Dataset]:
+        """All datasets, ordered by id."""
+        with self._read("listing datasets") as connection:
+            rows = connection.execute(sa.select(t.datasets).order_by(t.datasets.c.id)).mappings()
+            return [dataset_from_row(row) for row in rows]
+
+    def list_facilities(
+        self, *, kinds: frozenset[str] | None = None, include_withdrawn: bool = False
+    ) -> list[Facility]:
+        """Facilities, optionally of some kinds, ordered by id."""
+        table = t.facilities
+        query = sa.select(table).order_by(table.c.id)
+        if kinds is not None:
+            if not kinds:
+                return []
+            query = query.where(table.c.kind.in_(sorted(kinds)))
+        if not include_withdrawn:
+            query = query.where(table.c.withdrawn.is_(False))
+        with self._read("listing facilities") as connection:
+            return [facility_from_row(row) for row in connection.execute(query).mappings()]
+
+
+def create_catalog(settings: Settings) -> SqlCatalog:
+    """Create the SQL catalog for `settings.db_url` (call `migrate()` before use)."""
+    return SqlCatalog(create_catalog_engine(settings.db_url))

@@ -1,0 +1,206 @@
+"""Conversions between table rows and the frozen domain values."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from cityos.platform.domain.errors import InvalidInput
+from cityos.platform.domain.model import (
+    Dataset,
+    Device,
+    Domain,
+    Facility,
+    GeoPoint,
+    Rejection,
+    Sensor,
+)
+
+Values = dict[str, Any]
+
+
+def require_aware(value: datetime, what: str) -> datetime:
+    """Return `value` if it carries a time zone, else raise InvalidInput."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{what} must be timezone-aware, got {value.isoformat()}", field=what)
+    return value
+
+
+def _point(lat: float | None, lon: float | None) -> GeoPoint | None:
+    if lat is None or lon is None:
+        return None
+    return GeoPoint(lat=lat, lon=lon)
+
+
+def device_from_row(row: RowMapping) -> Device:
+    """Build a Device from a `devices` row."""
+    return Device(
+        id=row["id"],
+        name=row["name"],
+        domain=Domain(row["domain"]),
+        payload_format=row["payload_format"],
+        location=_point(row["lat"], row["lon"]),
+        revoked=bool(row["revoked"]),
+        created_at=row["created_at"],
+    )
+
+
+def device_values(device: Device, *, credential_hash: str | None, now: datetime) -> Values:
+    """Column values of a new `devices` row."""
+    created_at = require_aware(device.created_at, "created_at") if device.created_at else now
+    return {
+        "id": device.id,
+        "name": device.name,
+        "domain": Domain(device.domain).value,
+        "payload_format": device.payload_format,
+        "lat": device.location.lat if device.location else None,
+        "lon": device.location.lon if device.location else None,
+        "credential_hash": credential_hash,
+        "revoked": device.revoked,
+        "created_at": created_at,
+        "updated_at": now,
+    }
+
+
+def sensor_from_row(row: RowMapping) -> Sensor:
+    """Build a Sensor from a `sensors` row."""
+    return Sensor(
+        id=row["id"],
+        device_id=row["device_id"],
+        quantity=row["quantity"],
+        unit=row["unit"],
+        domain=Domain(row["domain"]),
+        name=row["name"],
+        location=_point(row["lat"], row["lon"]),
+        valid_min=row["valid_min"],
+        valid_max=row["valid_max"],
+        retired=bool(row["retired"]),
+    )
+
+
+def sensor_values(sensor: Sensor, *, now: datetime) -> Values:
+    """Column values of a new `sensors` row."""
+    return {
+        "id": sensor.id,
+        "device_id": sensor.device_id,
+        "quantity": sensor.quantity,
+        "unit": sensor.unit,
+        "domain": Domain(sensor.domain).value,
+        "name": sensor.name,
+        "lat": sensor.location.lat if sensor.location else None,
+        "lon": sensor.location.lon if sensor.location else None,
+        "valid_min": sensor.valid_min,
+        "valid_max": sensor.valid_max,
+        "retired": sensor.retired,
+        "created_at": now,
+    }
+
+
+def rejection_from_row(row: RowMapping) -> Rejection:
+    """Build a Rejection from a `rejections` row."""
+    return Rejection(
+        received_at=row["received_at"],
+        reason=row["reason"],
+        topic=row["topic"],
+        excerpt=row["excerpt"],
+        device_id=row["device_id"],
+        quantity=row["quantity"],
+    )
+
+
+def rejection_values(rejection: Rejection) -> Values:
+    """Column values of a new `rejections` row."""
+    return {
+        "received_at": require_aware(rejection.received_at, "received_at"),
+        "reason": rejection.reason,
+        "topic": rejection.topic,
+        "excerpt": rejection.excerpt,
+        "device_id": rejection.device_id,
+        "quantity": rejection.quantity,
+    }
+
+
+def dataset_from_row(row: RowMapping) -> Dataset:
+    """Build a Dataset from a `datasets` row."""
+    return Dataset(
+        id=row["id"],
+        name=row["name"],
+        source=row["source"],
+        licence=row["licence"],
+        public=bool(row["public"]),
+        fetched_at=row["fetched_at"],
+        checksum=row["checksum"],
+        row_count=row["row_count"],
+        connector=row["connector"],
+    )
+
+
+def dataset_values(dataset: Dataset, *, now: datetime) -> Values:
+    """Column values of a `datasets` row."""
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "source": dataset.source,
+        "licence": dataset.licence,
+        "public": dataset.public,
+        "fetched_at": require_aware(dataset.fetched_at, "fetched_at"),
+        "checksum": dataset.checksum,
+        "row_count": dataset.row_count,
+        "connector": dataset.connector,
+        "updated_at": now,
+    }
+
+
+def facility_from_row(row: RowMapping) -> Facility:
+    """Build a Facility from a `facilities` row."""
+    return Facility(
+        id=row["id"],
+        kind=row["kind"],
+        name=row["name"],
+        location=GeoPoint(lat=row["lat"], lon=row["lon"]),
+        domain=Domain(row["domain"]),
+        dataset_id=row["dataset_id"],
+        source_key=row["source_key"],
+        name_kana=row["name_kana"],
+        address=row["address"],
+        hazards=frozenset(row["hazards"] or ()),
+        attributes=dict(row["attributes"] or {}),
+        withdrawn=bool(row["withdrawn"]),
+    )
+
+
+def facility_content(facility: Facility) -> Values:
+    """The columns of a facility that an upsert compares and writes (not times or flags)."""
+    return {
+        "id": facility.id,
+        "kind": facility.kind,
+        "name": facility.name,
+        "name_kana": facility.name_kana,
+        "address": facility.address,
+        "lat": facility.location.lat,
+        "lon": facility.location.lon,
+        "domain": Domain(facility.domain).value,
+        # sorted: the same set is always stored (and compared) as the same list
+        "hazards": sorted(facility.hazards),
+        # through JSON once, so that tuples, non-str keys etc. compare as they will be stored
+        "attributes": json.loads(json.dumps(facility.attributes, ensure_ascii=False)),
+    }
+
+
+def stored_content(row: RowMapping) -> Values:
+    """The same columns as `facility_content`, read from a stored row."""
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "name_kana": row["name_kana"],
+        "address": row["address"],
+        "lat": row["lat"],
+        "lon": row["lon"],
+        "domain": row["domain"],
+        "hazards": sorted(row["hazards"] or ()),
+        "attributes": row["attributes"] or {},
+    }

@@ -1,0 +1,565 @@
+"""Contract of `ports.Catalog`: the SQL catalog on SQLite and on PostgreSQL passes one suite."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cityos.adapters.sql.catalog import SqlCatalog, create_catalog
+from cityos.platform import plugins
+from cityos.platform.config import DbSettings, Settings
+from cityos.platform.domain.errors import AlreadyExists, InvalidInput, RetryableError
+from cityos.platform.domain.model import (
+    Dataset,
+    Device,
+    Domain,
+    Facility,
+    GeoPoint,
+    Rejection,
+    Sensor,
+)
+from cityos.platform.ports import Catalog, UpsertCounts
+
+JST = timezone(timedelta(hours=9))
+T0 = datetime(2026, 7, 1, 9, 0, tzinfo=JST)
+HOSTILE = 'it\'s "quoted"; DROP TABLE devices; --\nsecond line\t\\ %s %(x)s ? :x 🌊'
+ALL_DOMAINS = frozenset(Domain)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlCatalog]:
+    """A migrated, empty catalog on each backend."""
+    if request.param == "sqlite":
+        settings = Settings(data_dir=tmp_path / "data")
+    else:
+        settings = Settings(db=DbSettings(url=request.getfixturevalue("postgres_url")))
+    cat = create_catalog(settings)
+    cat.migrate()
+    yield cat
+    cat.close()
+
+
+def make_device(device_id: str = "omaezaki-port", **changes: object) -> Device:
+    device = Device(
+        id=device_id,
+        name="御前崎港 潮位計",
+        domain=Domain.DISASTER,
+        payload_format="json",
+        location=GeoPoint(lat=34.6, lon=138.22),
+    )
+    return replace(device, **changes)  # type: ignore[arg-type]
+
+
+def make_sensor(device_id: str, quantity: str, domain: Domain = Domain.DISASTER) -> Sensor:
+    return Sensor(
+        id=f"{device_id}.{quantity}",
+        device_id=device_id,
+        quantity=quantity,
+        unit="m",
+        domain=domain,
+        name=f"{quantity} at {device_id}",
+        location=GeoPoint(lat=34.6, lon=138.22),
+        valid_min=-5.0,
+        valid_max=10.0,
+    )
+
+
+def make_dataset(dataset_id: str = "yaizu-evacuation", **changes: object) -> Dataset:
+    dataset = Dataset(
+        id=dataset_id,
+        name="焼津市 指定緊急避難場所一覧",
+        source="https://example.jp/evacuation.csv",
+        licence="CC-BY-4.0",
+        public=True,
+        fetched_at=T0,
+        checksum="sha256:abc",
+        row_count=3,
+        connector="evacuation_sites",
+    )
+    return replace(dataset, **changes)  # type: ignore[arg-type]
+
+
+def make_facility(key: str, dataset_id: str = "yaizu-evacuation", **changes: object) -> Facility:
+    facility = Facility(
+        id=f"{dataset_id}:{key}",
+        kind="evacuation_site",
+        name=f"避難所 {key}",
+        location=GeoPoint(lat=34.86, lon=138.32),
+        domain=Domain.DISASTER,
+        dataset_id=dataset_id,
+        source_key=key,
+        name_kana="ひなんじょ",
+        address="静岡県焼津市本町",
+        hazards=frozenset({"flood", "tsunami"}),
+        attributes={"capacity": 120, "note": "2階以上"},
+    )
+    return replace(facility, **changes)  # type: ignore[arg-type]
+
+
+def add_devices(catalog: Catalog) -> None:
+    """Three devices, five sensors over three domains."""
+    catalog.add_device(
+        make_device("omaezaki-port"),
+        [make_sensor("omaezaki-port", "tide_level"), make_sensor("omaezaki-port", "wave_height")],
+    )
+    catalog.add_device(
+        make_device("cape-wind", domain=Domain.TOURISM),
+        [
+            make_sensor("cape-wind", "wind_speed", Domain.TOURISM),
+            make_sensor("cape-wind", "wbgt", Domain.HEALTH),
+        ],
+    )
+    catalog.add_device(
+        make_device("city-hall", domain=Domain.HEALTH),
+        [make_sensor("city-hall", "wbgt", Domain.HEALTH)],
+    )
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def test_implements_the_protocol_and_is_registered(catalog: SqlCatalog) -> None:
+    assert isinstance(catalog, Catalog)
+    assert plugins.load(plugins.CATALOGS, "sql") is create_catalog
+
+
+def test_migrate_is_idempotent_and_ping_answers(catalog: SqlCatalog) -> None:
+    catalog.add_device(make_device(), [])
+    catalog.migrate()
+    catalog.migrate()
+    catalog.ping()
+    assert catalog.get_device("omaezaki-port") is not None
+
+
+def test_ping_raises_retryable_when_unreachable(tmp_path: Path) -> None:
+    unreachable = create_catalog(
+        Settings(
+            db=DbSettings(url="postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+        )
+    )
+    with pytest.raises(RetryableError):
+        unreachable.ping()
+    with pytest.raises(RetryableError):
+        unreachable.list_devices()
+    unreachable.close()
+
+
+def test_sqlite_creates_the_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "not" / "yet" / "there"
+    cat = create_catalog(Settings(data_dir=data_dir))
+    cat.migrate()
+    cat.ping()
+    assert (data_dir / "catalog.db").exists()
+    with cat.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() >= 1000
+    cat.close()
+
+
+# ---------------------------------------------------------------- devices and sensors
+
+
+def test_add_and_get_device_round_trips(catalog: Catalog) -> None:
+    sensors = [make_sensor("omaezaki-port", "tide_level")]
+    catalog.add_device(make_device(), sensors, credential_hash="$argon2id$hash")
+    device = catalog.get_device("omaezaki-port")
+    assert device is not None
+    assert device == replace(make_device(), created_at=device.created_at)
+    assert device.created_at is not None
+    assert device.created_at.utcoffset() == timedelta(0)
+    assert datetime.now(UTC) - device.created_at < timedelta(minutes=5)
+    assert catalog.sensors_of_device("omaezaki-port") == sensors
+    assert catalog.get_sensor("omaezaki-port.tide_level") == sensors[0]
+
+
+def test_given_created_at_is_kept_as_the_same_instant_in_utc(catalog: Catalog) -> None:
+    catalog.add_device(make_device(created_at=T0, location=None, revoked=True), [])
+    device = catalog.get_device("omaezaki-port")
+    assert device is not None
+    assert device.created_at == T0
+    assert device.created_at is not None
+    assert device.created_at.tzinfo is not None
+    assert device.created_at.utcoffset() == timedelta(0)
+    assert device.location is None
+    assert device.revoked is True
+
+
+def test_get_missing_returns_none(catalog: Catalog) -> None:
+    assert catalog.get_device("nope") is None
+    assert catalog.get_sensor("nope.tide_level") is None
+    assert catalog.sensors_of_device("nope") == []
+    assert catalog.list_devices() == []
+    assert catalog.list_datasets() == []
+    assert catalog.list_facilities() == []
+    assert catalog.list_rejections() == []
+
+
+def test_duplicate_device_raises_already_exists_atomically(catalog: Catalog) -> None:
+    catalog.add_device(make_device(), [make_sensor("omaezaki-port", "tide_level")])
+    with pytest.raises(AlreadyExists):
+        catalog.add_device(make_device(name="other"), [make_sensor("omaezaki-port", "water_level")])
+    device = catalog.get_device("omaezaki-port")
+    assert device is not None
+    assert device.name == "御前崎港 潮位計"
+    assert [s.quantity for s in catalog.sensors_of_device("omaezaki-port")] == ["tide_level"]
+    assert catalog.get_sensor("omaezaki-port.water_level") is None
+
+
+def test_sensors_must_belong_to_the_device(catalog: Catalog) -> None:
+    with pytest.raises(InvalidInput):
+        catalog.add_device(make_device(), [make_sensor("other-device", "tide_level")])
+    twice = make_sensor("omaezaki-port", "tide_level")
+    with pytest.raises(InvalidInput):
+        catalog.add_device(make_device(), [twice, twice])
+    assert catalog.get_device("omaezaki-port") is None
+
+
+def test_concurrent_adds_of_one_id_let_exactly_one_win(catalog: Catalog) -> None:
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def add(n: int) -> None:
+        try:
+            catalog.add_device(make_device(name=f"racer {n}"), [])
+            result = "added"
+        except AlreadyExists:
+            result = "exists"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["added"] + ["exists"] * 7
+
+
+def test_list_devices_is_ordered_by_id(catalog: Catalog) -> None:
+    add_devices(catalog)
+    assert [d.id for d in catalog.list_devices()] == ["cape-wind", "city-hall", "omaezaki-port"]
+
+
+def test_list_sensors_filters_by_domain(catalog: Catalog) -> None:
+    add_devices(catalog)
+    health = catalog.list_sensors(domains=frozenset({Domain.HEALTH}))
+    assert [s.id for s in health] == ["cape-wind.wbgt", "city-hall.wbgt"]
+    assert catalog.count_sensors(domains=frozenset({Domain.HEALTH})) == 2
+    both = catalog.list_sensors(domains=frozenset({Domain.HEALTH, Domain.TOURISM}))
+    assert [s.id for s in both] == ["cape-wind.wbgt", "cape-wind.wind_speed", "city-hall.wbgt"]
+    assert catalog.count_sensors(domains=ALL_DOMAINS) == 5
+
+
+def test_empty_domain_set_sees_nothing(catalog: Catalog) -> None:
+    add_devices(catalog)
+    assert catalog.list_sensors(domains=frozenset()) == []
+    assert catalog.count_sensors(domains=frozenset()) == 0
+    assert catalog.count_sensors(domains=frozenset(), device_id="cape-wind") == 0
+
+
+def test_list_sensors_filters_by_device(catalog: Catalog) -> None:
+    add_devices(catalog)
+    sensors = catalog.list_sensors(domains=ALL_DOMAINS, device_id="cape-wind")
+    assert [s.id for s in sensors] == ["cape-wind.wbgt", "cape-wind.wind_speed"]
+    assert catalog.count_sensors(domains=ALL_DOMAINS, device_id="cape-wind") == 2
+    tourism = frozenset({Domain.TOURISM})
+    assert catalog.count_sensors(domains=tourism, device_id="cape-wind") == 1
+    assert catalog.list_sensors(domains=ALL_DOMAINS, device_id="unknown") == []
+    assert catalog.count_sensors(domains=ALL_DOMAINS, device_id="unknown") == 0
+
+
+def test_list_sensors_pages_by_id(catalog: Catalog) -> None:
+    add_devices(catalog)
+    expected = sorted(s.id for s in catalog.list_sensors(domains=ALL_DOMAINS, limit=1000))
+    assert len(expected) == 5
+    for size in (1, 2, 3, 5, 7):
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            page = catalog.list_sensors(domains=ALL_DOMAINS, after_id=after, limit=size)
+            assert len(page) <= size
+            if not page:
+                break
+            seen.extend(s.id for s in page)
+            after = page[-1].id
+        assert seen == expected, size
+
+
+def test_paging_edge_cases(catalog: Catalog) -> None:
+    add_devices(catalog)
+    assert catalog.list_sensors(domains=ALL_DOMAINS, limit=0) == []
+    last = "omaezaki-port.wave_height"
+    assert catalog.list_sensors(domains=ALL_DOMAINS, after_id=last) == []
+    # a cursor that is not an existing id still pages from its position
+    after_gap = catalog.list_sensors(domains=ALL_DOMAINS, after_id="cape-wind.x", limit=1)
+    assert [s.id for s in after_gap] == ["city-hall.wbgt"]
+    assert [s.id for s in catalog.list_sensors(domains=ALL_DOMAINS, after_id="")] == [
+        "cape-wind.wbgt",
+        "cape-wind.wind_speed",
+        "city-hall.wbgt",
+        "omaezaki-port.tide_level",
+        "omaezaki-port.wave_height",
+    ]
+    # count ignores paging: it is the total the pages walk through
+    assert catalog.count_sensors(domains=ALL_DOMAINS) == 5
+
+
+def test_ids_order_bytewise_on_every_backend(catalog: Catalog) -> None:
+    # '-' (0x2d) sorts before '.' (0x2e) and digits; locale collations would disagree
+    for device_id in ("a-b", "a1", "ab", "a0-z"):
+        catalog.add_device(make_device(device_id), [make_sensor(device_id, "q")])
+    ids = [s.id for s in catalog.list_sensors(domains=ALL_DOMAINS)]
+    assert ids == sorted(ids)
+    assert [d.id for d in catalog.list_devices()] == sorted(["a-b", "a1", "ab", "a0-z"])
+
+
+def test_unicode_and_hostile_strings_round_trip(catalog: Catalog) -> None:
+    device = make_device("hostile-1", name=HOSTILE, payload_format=HOSTILE)
+    sensor = replace(make_sensor("hostile-1", "tide_level"), name="潮位 " + HOSTILE, unit=HOSTILE)
+    catalog.add_device(device, [sensor])
+    stored = catalog.get_device("hostile-1")
+    assert stored is not None
+    assert stored.name == HOSTILE
+    assert stored.payload_format == HOSTILE
+    assert catalog.get_sensor(sensor.id) == sensor
+    # hostile ids are data, never SQL
+    assert catalog.get_device(HOSTILE) is None
+    assert catalog.get_sensor(HOSTILE) is None
+    assert catalog.list_sensors(domains=ALL_DOMAINS, device_id=HOSTILE, after_id=HOSTILE) == []
+    assert [d.id for d in catalog.list_devices()] == ["hostile-1"]
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+def test_rejections_newest_first_with_filters(catalog: Catalog) -> None:
+    rejections = [
+        Rejection(
+            received_at=T0 + timedelta(minutes=i),
+            reason=f"reason {i}",
+            topic=f"cityos/v1/devices/dev-{i % 2}/up",
+            excerpt=f"excerpt {i}",
+            device_id=f"dev-{i % 2}",
+            quantity="tide_level" if i % 2 else None,
+        )
+        for i in range(6)
+    ]
+    catalog.record_rejections(rejections)
+    catalog.record_rejections([])
+    assert catalog.list_rejections() == list(reversed(rejections))
+    assert catalog.list_rejections(limit=2) == [rejections[5], rejections[4]]
+    assert catalog.list_rejections(limit=0) == []
+    assert catalog.list_rejections(device_id="dev-1") == [
+        rejections[5],
+        rejections[3],
+        rejections[1],
+    ]
+    since = (T0 + timedelta(minutes=3)).astimezone(UTC)
+    assert catalog.list_rejections(since=since) == [rejections[5], rejections[4], rejections[3]]
+    assert catalog.list_rejections(device_id="dev-0", since=since) == [rejections[4]]
+    assert catalog.list_rejections(device_id="unknown") == []
+
+
+def test_rejections_keep_times_utc_aware_and_strings_intact(catalog: Catalog) -> None:
+    hostile = Rejection(
+        received_at=T0,
+        reason="非数値 " + HOSTILE,
+        topic=HOSTILE,
+        excerpt='{"readings": "\x01\'; DROP TABLE rejections; --"}',
+        device_id=None,
+    )
+    catalog.record_rejections([hostile])
+    catalog.record_rejections([hostile])  # append-only: duplicates are kept
+    stored = catalog.list_rejections()
+    assert stored == [hostile, hostile]
+    assert stored[0].received_at.utcoffset() == timedelta(0)
+    assert stored[0].received_at.tzinfo is not None
+
+
+def test_naive_times_are_refused(catalog: Catalog) -> None:
+    naive = Rejection(received_at=datetime(2026, 7, 1), reason="r", topic="t", excerpt="e")
+    with pytest.raises(InvalidInput):
+        catalog.record_rejections([naive])
+    with pytest.raises(InvalidInput):
+        catalog.list_rejections(since=datetime(2026, 7, 1))
+    with pytest.raises(InvalidInput):
+        catalog.upsert_dataset_facilities(make_dataset(fetched_at=datetime(2026, 7, 1)), [])
+    assert catalog.list_rejections() == []
+
+
+# ---------------------------------------------------------------- administrative data
+
+
+def test_upsert_inserts_then_reruns_unchanged(catalog: Catalog) -> None:
+    facilities = [make_facility("001"), make_facility("002"), make_facility("003")]
+    first = catalog.upsert_dataset_facilities(make_dataset(), facilities)
+    assert first == UpsertCounts(inserted=3)
+    again = catalog.upsert_dataset_facilities(make_dataset(), facilities)
+    assert again == UpsertCounts(unchanged=3)
+    assert catalog.list_facilities() == facilities
+    assert catalog.list_datasets() == [make_dataset()]
+
+
+def test_upsert_counts_updates_and_withdrawals(catalog: Catalog) -> None:
+    catalog.upsert_dataset_facilities(
+        make_dataset(), [make_facility("001"), make_facility("002"), make_facility("003")]
+    )
+    changed = make_facility("002", name="避難所 二", hazards=frozenset({"flood"}))
+    moved = make_facility("001", location=GeoPoint(lat=34.8612345678, lon=138.3298765432))
+    later = make_dataset(fetched_at=T0 + timedelta(days=1), checksum="sha256:def", row_count=2)
+    counts = catalog.upsert_dataset_facilities(later, [moved, changed])
+    assert counts == UpsertCounts(updated=2, withdrawn=1)
+    assert catalog.list_datasets() == [later]
+    assert catalog.list_facilities() == [moved, changed]
+    withdrawn = make_facility("003", withdrawn=True)
+    assert catalog.list_facilities(include_withdrawn=True) == [moved, changed, withdrawn]
+    # withdrawn rows are counted once, not at every later run
+    assert catalog.upsert_dataset_facilities(later, [moved, changed]) == UpsertCounts(unchanged=2)
+    # a withdrawn row that comes back is an update
+    back = catalog.upsert_dataset_facilities(later, [moved, changed, make_facility("003")])
+    assert back == UpsertCounts(updated=1, unchanged=2)
+    assert len(catalog.list_facilities()) == 3
+
+
+def test_upsert_detects_attribute_and_optional_field_changes(catalog: Catalog) -> None:
+    base = make_facility("001")
+    catalog.upsert_dataset_facilities(make_dataset(), [base])
+    variants = [
+        replace(base, attributes={"capacity": 121, "note": "2階以上"}),
+        replace(base, attributes={"capacity": 121, "note": "2階以上", "extra": [1, 2]}),
+        replace(base, name_kana=None),
+        replace(base, address=None),
+        replace(base, kind="shelter"),
+        replace(base, domain=Domain.HEALTH),
+        replace(base, hazards=frozenset()),
+    ]
+    for variant in variants:
+        counts = catalog.upsert_dataset_facilities(make_dataset(), [variant])
+        assert counts == UpsertCounts(updated=1), variant
+        assert catalog.list_facilities() == [variant]
+        assert catalog.upsert_dataset_facilities(make_dataset(), [variant]) == UpsertCounts(
+            unchanged=1
+        )
+
+
+def test_upsert_is_scoped_to_its_dataset(catalog: Catalog) -> None:
+    catalog.upsert_dataset_facilities(make_dataset("a"), [make_facility("1", "a")])
+    catalog.upsert_dataset_facilities(make_dataset("b"), [make_facility("1", "b")])
+    emptied = catalog.upsert_dataset_facilities(make_dataset("a"), [])
+    assert emptied == UpsertCounts(withdrawn=1)
+    assert [f.id for f in catalog.list_facilities()] == ["b:1"]
+    assert [d.id for d in catalog.list_datasets()] == ["a", "b"]
+
+
+def test_upsert_repeated_source_key_last_wins(catalog: Catalog) -> None:
+    first, last = make_facility("001"), make_facility("001", name="訂正後")
+    assert catalog.upsert_dataset_facilities(make_dataset(), [first, last]) == UpsertCounts(
+        inserted=1
+    )
+    assert catalog.list_facilities() == [last]
+
+
+def test_upsert_refuses_facilities_of_another_dataset(catalog: Catalog) -> None:
+    with pytest.raises(InvalidInput):
+        catalog.upsert_dataset_facilities(make_dataset("a"), [make_facility("1", "b")])
+    assert catalog.list_datasets() == []
+
+
+def test_upsert_of_an_id_used_by_another_dataset_is_already_exists(catalog: Catalog) -> None:
+    catalog.upsert_dataset_facilities(make_dataset("a"), [make_facility("1", "a")])
+    clash = make_facility("1", "b", id="a:1")
+    with pytest.raises(AlreadyExists):
+        catalog.upsert_dataset_facilities(make_dataset("b"), [clash])
+    assert [d.id for d in catalog.list_datasets()] == ["a"]
+
+
+def test_list_facilities_by_kind(catalog: Catalog) -> None:
+    facilities = [
+        make_facility("1", kind="aed"),
+        make_facility("2", kind="evacuation_site"),
+        make_facility("3", kind="shelter"),
+    ]
+    catalog.upsert_dataset_facilities(make_dataset(), facilities)
+    assert catalog.list_facilities(kinds=frozenset({"aed", "shelter"})) == [
+        facilities[0],
+        facilities[2],
+    ]
+    assert catalog.list_facilities(kinds=frozenset()) == []
+    assert catalog.list_facilities(kinds=frozenset({HOSTILE})) == []
+    assert catalog.list_facilities(kinds=None) == facilities
+
+
+def test_facility_strings_unicode_and_hostile_round_trip(catalog: Catalog) -> None:
+    facility = make_facility(
+        HOSTILE,
+        id="odd:" + HOSTILE,
+        name="御前崎市役所 " + HOSTILE,
+        name_kana="おまえざきしやくしょ",
+        address="静岡県御前崎市池新田５５８５",
+        hazards=frozenset({"tsunami", HOSTILE}),
+        attributes={HOSTILE: HOSTILE, "nested": {"列": ["一", 2, None, True, 1.5]}},
+    )
+    dataset = make_dataset(name=HOSTILE, source=HOSTILE, licence="政府標準利用規約 " + HOSTILE)
+    assert catalog.upsert_dataset_facilities(dataset, [facility]) == UpsertCounts(inserted=1)
+    assert catalog.list_facilities() == [facility]
+    assert catalog.list_datasets() == [dataset]
+    assert catalog.upsert_dataset_facilities(dataset, [facility]) == UpsertCounts(unchanged=1)
+
+
+def test_dataset_times_come_back_utc_aware(catalog: Catalog) -> None:
+    catalog.upsert_dataset_facilities(make_dataset(), [])
+    (dataset,) = catalog.list_datasets()
+    assert dataset.fetched_at == T0
+    assert dataset.fetched_at.utcoffset() == timedelta(0)
+
+
+def test_threads_share_one_catalog(catalog: Catalog) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            device_id = f"dev-{n:02d}"
+            catalog.add_device(make_device(device_id), [make_sensor(device_id, "tide_level")])
+            catalog.record_rejections(
+                [Rejection(received_at=T0, reason="r", topic="t", excerpt="e", device_id=device_id)]
+            )
+            assert catalog.get_device(device_id) is not None
+            catalog.count_sensors(domains=ALL_DOMAINS)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert catalog.count_sensors(domains=ALL_DOMAINS) == 12
+    assert len(catalog.list_rejections(limit=100)) == 12
+
+
+def test_upsert_bumps_updated_at_only_on_change(catalog: SqlCatalog) -> None:
+    now = [T0]
+    clocked = SqlCatalog(catalog.engine, clock=lambda: now[0])
+    clocked.upsert_dataset_facilities(make_dataset(), [make_facility("1"), make_facility("2")])
+
+    def updated_at() -> dict[str, datetime]:
+        with catalog.engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT source_key, updated_at FROM facilities")
+            return {key: value for key, value in rows}
+
+    created = updated_at()
+    now[0] = T0 + timedelta(hours=1)
+    clocked.upsert_dataset_facilities(make_dataset(), [make_facility("1")])
+    now[0] = T0 + timedelta(hours=2)
+    clocked.upsert_dataset_facilities(make_dataset(), [make_facility("1")])
+    after = updated_at()
+    assert after["1"] == created["1"]
+    assert after["2"] != created["2"]
+    assert "2" not in [f.source_key for f in catalog.list_facilities()]
