@@ -1,0 +1,1 @@
+"""Embedded MQTT brokers started by cityos when no external broker is configured."""

@@ -1,0 +1,1 @@
+"""MQTT adapters (paho-mqtt): the ingest worker's message source and a publisher."""
