@@ -1,0 +1,241 @@
+"""Decoder of the cityos JSON payload: `{"time": ..., "readings": {quantity: number}}` or a list."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cityos.platform.config import Settings
+from cityos.platform.domain.errors import PayloadError
+from cityos.platform.ports import DecodeContext, DecodedPayload, Reading, ReadingProblem
+
+MAX_READINGS = 10_000  # per payload, over all entries of an array
+MAX_ENTRIES = MAX_READINGS
+MAX_QUANTITY_LENGTH = 128  # the id rules allow 63; longer keys are garbage, not quantities
+EXCERPT_CHARS = 200
+# Times outside these years are a device bug (seconds or microseconds sent instead of
+# milliseconds, an unset clock), not a real observation; they would also be outside what the
+# time-series stores can hold (InfluxDB: 1677..2262).
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+MIN_EPOCH_MS = 946_684_800_000  # MIN_TIME
+MAX_EPOCH_MS = 4_102_444_800_000  # MAX_TIME
+_SANE_RANGE = "2000-01-01..2100-01-01"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# RFC 3339 date-time (section 5.6): a full date, a time and an offset; `T`/`Z` in either case,
+# a space instead of `T` as its note allows. fromisoformat alone would also take date-only
+# strings, week dates and the basic format, which are not RFC 3339.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+
+class CityosJsonDecoder:
+    """The `json` payload format of CONTRACT.md (pure: no I/O, no state)."""
+
+    format = "json"
+
+    def decode(self, payload: bytes, ctx: DecodeContext) -> DecodedPayload:
+        """Decode one payload; whole-payload faults raise PayloadError, others are problems."""
+        document = _parse(payload)
+        entries = _entries(document, payload)
+        readings: list[Reading] = []
+        problems: list[ReadingProblem] = []
+        for entry, values in entries:
+            _decode_entry(entry, values, ctx.received_at, readings, problems)
+        return DecodedPayload(readings=readings, problems=problems)
+
+
+def create_decoder(settings: Settings) -> CityosJsonDecoder:
+    """Entry point of `cityos.decoders: json`."""
+    return CityosJsonDecoder()
+
+
+# ---------------------------------------------------------------- whole payload
+
+
+def _parse(payload: bytes) -> Any:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(
+            f"payload is not UTF-8: invalid byte 0x{payload[exc.start]:02x} at offset {exc.start}",
+            excerpt=payload,
+        ) from exc
+    text = text.removeprefix("\ufeff")  # a byte-order mark is harmless; json refuses it
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"broken JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})",
+            excerpt=payload,
+        ) from exc
+    except RecursionError as exc:
+        raise PayloadError("JSON is nested too deeply", excerpt=payload) from exc
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise PayloadError(f"broken JSON: {exc}", excerpt=payload) from exc
+
+
+def _entries(document: Any, payload: bytes) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The (entry, readings) pairs of the document, its structure checked."""
+    if isinstance(document, dict):
+        objects: list[Any] = [document]
+    elif isinstance(document, list):
+        if not document:
+            raise PayloadError("empty JSON array: no readings", excerpt=payload)
+        if len(document) > MAX_ENTRIES:
+            raise PayloadError(
+                f"too many entries: {len(document)} (at most {MAX_ENTRIES} per payload)",
+                excerpt=payload,
+            )
+        objects = document
+    else:
+        raise PayloadError(
+            f"top level must be a JSON object or array, not {_json_type(document)}",
+            excerpt=payload,
+        )
+    entries: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    total = 0
+    for index, entry in enumerate(objects):
+        where = "" if isinstance(document, dict) else f"entry {index}: "
+        if not isinstance(entry, dict):
+            raise PayloadError(
+                f"{where}expected a JSON object, got {_json_type(entry)}", excerpt=payload
+            )
+        if "readings" not in entry:
+            raise PayloadError(f'{where}object has no "readings"', excerpt=payload)
+        values = entry["readings"]
+        if not isinstance(values, dict):
+            raise PayloadError(
+                f'{where}"readings" must be an object of quantity: number, '
+                f"not {_json_type(values)}",
+                excerpt=payload,
+            )
+        total += len(values)
+        if total > MAX_READINGS:
+            raise PayloadError(
+                f"too many readings: more than {MAX_READINGS} per payload", excerpt=payload
+            )
+        entries.append((entry, values))
+    if total == 0:
+        raise PayloadError('payload holds no readings ("readings" is empty)', excerpt=payload)
+    return entries
+
+
+# ---------------------------------------------------------------- one entry
+
+
+def _decode_entry(
+    entry: dict[str, Any],
+    values: dict[str, Any],
+    received_at: datetime,
+    readings: list[Reading],
+    problems: list[ReadingProblem],
+) -> None:
+    """Append the entry's readings, or a problem per reading that cannot be one."""
+    time_problem: str | None = None
+    time = received_at
+    raw_time = entry.get("time")
+    if raw_time is not None:  # absent or null: the receive time (CONTRACT.md)
+        parsed = _parse_time(raw_time)
+        if isinstance(parsed, str):
+            time_problem = parsed
+        else:
+            time = parsed
+    for quantity, raw in values.items():
+        excerpt = _excerpt({quantity: raw} if time_problem is None else {"time": raw_time})
+        if not 0 < len(quantity) <= MAX_QUANTITY_LENGTH:
+            problems.append(
+                ReadingProblem(
+                    f"quantity name must be 1..{MAX_QUANTITY_LENGTH} characters, "
+                    f"got {len(quantity)}",
+                    excerpt,
+                    quantity[:MAX_QUANTITY_LENGTH] or None,
+                )
+            )
+            continue
+        if time_problem is not None:
+            problems.append(ReadingProblem(time_problem, excerpt, quantity))
+            continue
+        value = _number(raw)
+        if isinstance(value, str):
+            problems.append(ReadingProblem(value, excerpt, quantity))
+            continue
+        readings.append(Reading(quantity=quantity, time=time, value=value))
+
+
+def _number(raw: Any) -> float | str:
+    """The reading's value as a finite float, or the reason it is not one."""
+    if isinstance(raw, bool):  # bool is an int in Python, but true is not a measurement
+        return "value must be a number, not a boolean"
+    if isinstance(raw, int):
+        try:
+            return float(raw)
+        except OverflowError:
+            return "value is out of range for a float"
+    if isinstance(raw, float):
+        if not math.isfinite(raw):  # json reads NaN, Infinity and 1e999 without complaint
+            return f"value is not finite ({raw})"
+        return raw
+    return f"value must be a number, not {_json_type(raw)}"
+
+
+def _parse_time(raw: Any) -> datetime | str:
+    """The entry's time as an aware UTC datetime, or the reason it cannot be one."""
+    if isinstance(raw, bool):
+        return "time must be an RFC 3339 string or epoch milliseconds, not a boolean"
+    if isinstance(raw, int | float):
+        if not (isinstance(raw, int) or math.isfinite(raw)):
+            return f"time is not finite ({raw})"
+        if not MIN_EPOCH_MS <= raw < MAX_EPOCH_MS:
+            return (
+                f"epoch milliseconds {raw} are outside {_SANE_RANGE} "
+                "(seconds or microseconds sent instead of milliseconds?)"
+            )
+        return _EPOCH + timedelta(milliseconds=raw)
+    if not isinstance(raw, str):
+        return f"time must be an RFC 3339 string or epoch milliseconds, not {_json_type(raw)}"
+    shown = raw[:60]
+    match = _RFC3339.fullmatch(raw)
+    if match is None:
+        return f"time {shown!r} is not an RFC 3339 date-time"
+    if match["offset"] is None:
+        return f"time {shown!r} has no offset (a time without an offset is rejected)"
+    try:
+        # fromisoformat wants upper-case T/Z; digits beyond microseconds are cut.
+        parsed = datetime.fromisoformat(raw.upper()).astimezone(UTC)
+    except ValueError:
+        return f"time {shown!r} is not a valid date-time"
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+09:00 is before datetime.min in UTC
+        return f"time {shown!r} is outside {_SANE_RANGE}"
+    if not MIN_TIME <= parsed < MAX_TIME:
+        return f"time {shown!r} is outside {_SANE_RANGE}"
+    return parsed
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _excerpt(value: Any) -> str:
+    """A short JSON rendering of the offending part."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (ValueError, RecursionError):  # pragma: no cover - decoded JSON re-encodes
+        text = repr(value)
+    return text[:EXCERPT_CHARS]
