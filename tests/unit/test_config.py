@@ -31,7 +31,9 @@ def test_defaults_are_embedded(no_cityos_env: Path) -> None:
     assert settings.api.anonymous_scopes == frozenset()
 
 
-def test_contract_environment_variables(no_cityos_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_contract_environment_variables(
+    no_cityos_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {
         "CITYOS__DATA_DIR": "/var/lib/cityos",
         "CITYOS__DB__URL": "postgresql+psycopg://cityos@db/cityos",

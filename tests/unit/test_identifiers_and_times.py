@@ -81,7 +81,11 @@ def test_format_rfc3339_uses_tokyo_offset() -> None:
     )
 
 
-@given(st.datetimes(timezones=st.just(UTC), min_value=datetime(1900, 1, 2), max_value=datetime(9999, 1, 1)))
+@given(
+    st.datetimes(
+        timezones=st.just(UTC), min_value=datetime(1900, 1, 2), max_value=datetime(9999, 1, 1)
+    )
+)
 def test_time_format_round_trips(value: datetime) -> None:
     assert parse_rfc3339(format_rfc3339(value)) == value
 

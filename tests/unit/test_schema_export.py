@@ -19,7 +19,8 @@ def test_published_schema_matches_code() -> None:
 def test_contract_signatures_are_published() -> None:
     sdl = SCHEMA_FILE.read_text(encoding="utf-8")
     for line in [
-        "sensors(domain: Domain, deviceId: String, first: Int = 100, after: String): SensorConnection!",
+        "sensors(domain: Domain, deviceId: String, first: Int = 100, after: String)"
+        ": SensorConnection!",
         "sensor(id: ID!): Sensor",
         "observations(sensorId: ID!, from: DateTime!, to: DateTime!",
         "enum Domain {",

@@ -84,7 +84,9 @@ class ApiSettings(BaseModel):
     """The HTTP / GraphQL API."""
 
     dev_mode: bool = Field(default=False, description="GraphiQL and introspection on")
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="allowed CORS origins")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="allowed CORS origins"
+    )
     rate_limit: str = Field(default="600/minute", description="per-client request rate limit")
     max_range_days: int = Field(default=366, ge=1, description="longest time range per request")
     max_points: int = Field(default=100000, ge=1, description="most points per request")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -55,7 +56,6 @@ def mqtt_endpoint(
     broker = start_embedded_broker(
         runtime.settings, host=host, port=port_or_free(host, port, "MQTT")
     )
-    log.info("embedded MQTT broker %s listening at %s", broker.name, broker.url)
     try:
         yield broker.url, broker
     finally:
@@ -73,9 +73,27 @@ def running_worker(runtime: Runtime, url: str) -> Iterator[IngestWorker]:
         worker.stop()
 
 
+class _StopRequested(Exception):
+    """SIGINT or SIGTERM arrived: unwind so every component stops cleanly."""
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise _StopRequested(signum)
+
+
 def serve_http(runtime: Runtime, *, host: str, port: int) -> None:
-    """Serve the API until Ctrl-C / SIGTERM."""
+    """Serve the API until Ctrl-C / SIGTERM, then return so callers can clean up."""
     config = uvicorn.Config(
         create_app(runtime), host=host, port=port, log_level="warning", access_log=False
     )
-    uvicorn.Server(config).run()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
+    # handler that was installed before it ran. Ours turns that into a normal return, so the
+    # embedded broker, worker and stores are stopped instead of the process dying.
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run()
+    except _StopRequested:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

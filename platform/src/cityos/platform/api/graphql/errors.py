@@ -27,6 +27,8 @@ INTERNAL = "INTERNAL"
 def code_of(error: GraphQLError) -> str:
     """The `extensions.code` an error is reported with."""
     original = error.original_error
+    while isinstance(original, GraphQLError):  # variable coercion wraps the scalar's error
+        original = original.original_error
     if isinstance(original, LimitExceeded):
         return LIMIT_EXCEEDED
     if isinstance(original, InvalidInput | NotFound | ValueError | TypeError):

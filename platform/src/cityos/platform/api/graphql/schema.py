@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from cityos.platform.api.graphql.errors import ClassifyErrors
 from cityos.platform.api.graphql.scalars import SCALAR_MAP
@@ -31,9 +33,18 @@ class Query:
     )
 
 
+class CityosSchema(strawberry.Schema):
+    """Strawberry schema that leaves error logging to `ClassifyErrors` (internal errors only)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Expected errors (bad input, limits) are the caller's business: do not log them."""
+
+
 def build_schema() -> strawberry.Schema:
     """The cityos GraphQL schema."""
-    return strawberry.Schema(
+    return CityosSchema(
         query=Query,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[ClassifyErrors],

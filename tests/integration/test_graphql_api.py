@@ -1,0 +1,239 @@
+"""GraphQL v0 over HTTP against the real embedded catalog and store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityos.platform.api.app import create_app
+from cityos.platform.config import READ_SCOPES, Settings
+from cityos.platform.domain.model import Device, Domain, GeoPoint, Observation, Sensor
+from cityos.platform.runtime import Runtime
+
+T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
+FROM, TO = "2026-11-01T09:00:00+09:00", "2026-11-02T09:00:00+09:00"
+
+
+def _device(device_id: str, domain: Domain, quantities: list[str]) -> tuple[Device, list[Sensor]]:
+    device = Device(device_id, device_id.title(), domain, "json", GeoPoint(34.6, 138.2))
+    sensors = [
+        Sensor(
+            f"{device_id}.{q}", device_id, q, "m", domain, f"{device_id} {q}", GeoPoint(34.6, 138.2)
+        )
+        for q in quantities
+    ]
+    return device, sensors
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    runtime = Runtime.open(Settings(data_dir=tmp_path / "data"))
+    for device, sensors in [
+        _device("omaezaki-port", Domain.DISASTER, ["tide_level"]),
+        _device("niino-river", Domain.DISASTER, ["water_level", "rainfall"]),
+        _device("omaezaki-cape", Domain.TOURISM, ["wave_height", "wind_speed"]),
+        _device("city-hall", Domain.HEALTH, ["wbgt"]),
+    ]:
+        runtime.catalog.add_device(device, sensors)
+    runtime.store.write(
+        [
+            Observation("omaezaki-port.tide_level", T0 + timedelta(minutes=i), float(i) / 100)
+            for i in range(250)
+        ]
+        + [Observation("city-hall.wbgt", T0, 21.5)]
+    )
+    yield runtime
+    runtime.close()
+
+
+def client_for(runtime: Runtime, scopes: frozenset[str]) -> TestClient:
+    runtime.settings.api.anonymous_scopes = scopes
+    return TestClient(create_app(runtime))
+
+
+def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+SENSORS = (
+    "query($first: Int, $after: String, $domain: Domain) {"
+    " sensors(first: $first, after: $after, domain: $domain) {"
+    " nodes { id domain unit location { lat lon } latest { time value quality } }"
+    " pageInfo { hasNextPage endCursor } totalCount } }"
+)
+OBS = (
+    "query($id: ID!, $from: DateTime!, $to: DateTime!, $first: Int, $after: String) {"
+    " observations(sensorId: $id, from: $from, to: $to, first: $first, after: $after) {"
+    " nodes { time value quality } pageInfo { hasNextPage endCursor } totalCount } }"
+)
+
+
+def test_sensors_page_through_all_with_cursors(runtime: Runtime) -> None:
+    client = client_for(runtime, READ_SCOPES)
+    seen: list[str] = []
+    after = None
+    while True:
+        data = gql(client, SENSORS, first=2, after=after)["data"]["sensors"]
+        assert data["totalCount"] == 6
+        seen += [node["id"] for node in data["nodes"]]
+        if not data["pageInfo"]["hasNextPage"]:
+            break
+        after = data["pageInfo"]["endCursor"]
+    assert seen == sorted(seen)
+    assert len(seen) == 6
+
+
+def test_latest_and_domains(runtime: Runtime) -> None:
+    client = client_for(runtime, READ_SCOPES)
+    nodes = {n["id"]: n for n in gql(client, SENSORS)["data"]["sensors"]["nodes"]}
+    assert {n["domain"] for n in nodes.values()} == {"DISASTER", "TOURISM", "HEALTH"}
+    assert nodes["omaezaki-port.tide_level"]["latest"] == {
+        "time": "2026-11-01T13:09:00+09:00",
+        "value": 2.49,
+        "quality": "GOOD",
+    }
+    assert nodes["omaezaki-cape.wave_height"]["latest"] is None
+    assert nodes["city-hall.wbgt"]["location"] == {"lat": 34.6, "lon": 138.2}
+
+
+def test_scopes_filter_lists_and_hide_ids(runtime: Runtime) -> None:
+    client = client_for(runtime, frozenset({"tourism:read"}))
+    data = gql(client, SENSORS)["data"]["sensors"]
+    assert {n["domain"] for n in data["nodes"]} == {"TOURISM"}
+    assert data["totalCount"] == 2
+    hidden = gql(client, '{ sensor(id: "city-hall.wbgt") { id } }')
+    unknown = gql(client, '{ sensor(id: "city-hall.nothing") { id } }')
+    assert hidden == unknown == {"data": {"sensor": None}}
+    hidden_obs = gql(client, OBS, id="city-hall.wbgt", **{"from": FROM, "to": TO})
+    unknown_obs = gql(client, OBS, id="city-hall.nothing", **{"from": FROM, "to": TO})
+    assert hidden_obs["errors"][0]["message"].replace("wbgt", "X") == unknown_obs["errors"][0][
+        "message"
+    ].replace("nothing", "X")
+    assert hidden_obs["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_anonymous_without_scopes_sees_nothing(runtime: Runtime) -> None:
+    client = client_for(runtime, frozenset())
+    assert gql(client, SENSORS)["data"]["sensors"] == {
+        "nodes": [],
+        "pageInfo": {"hasNextPage": False, "endCursor": None},
+        "totalCount": 0,
+    }
+
+
+def test_observations_page_without_loss(runtime: Runtime) -> None:
+    client = client_for(runtime, READ_SCOPES)
+    values: list[float] = []
+    after = None
+    pages = 0
+    while True:
+        result = gql(
+            client,
+            OBS,
+            id="omaezaki-port.tide_level",
+            first=100,
+            after=after,
+            **{"from": FROM, "to": TO},
+        )
+        data = result["data"]["observations"]
+        assert data["totalCount"] == 250
+        values += [node["value"] for node in data["nodes"]]
+        pages += 1
+        if not data["pageInfo"]["hasNextPage"]:
+            break
+        after = data["pageInfo"]["endCursor"]
+    assert pages == 3
+    assert values == [i / 100 for i in range(250)]
+
+
+def test_observation_range_is_half_open(runtime: Runtime) -> None:
+    client = client_for(runtime, READ_SCOPES)
+    data = gql(
+        client,
+        OBS,
+        id="omaezaki-port.tide_level",
+        **{"from": "2026-11-01T09:01:00+09:00", "to": "2026-11-01T09:03:00+09:00"},
+    )["data"]["observations"]
+    assert [n["time"] for n in data["nodes"]] == [
+        "2026-11-01T09:01:00+09:00",
+        "2026-11-01T09:02:00+09:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "code", "fragment"),
+    [
+        ({"first": 10001}, "LIMIT_EXCEEDED", "at most 10000"),
+        ({"first": -1}, "BAD_USER_INPUT", "negative"),
+        ({"after": "garbage!"}, "BAD_USER_INPUT", "cursor"),
+        ({"from": "2026-11-01T09:00:00"}, "BAD_USER_INPUT", "offset"),
+        ({"to": "2026-11-01T08:00:00+09:00"}, "BAD_USER_INPUT", "after `from`"),
+        ({"to": "2028-11-01T08:00:00+09:00"}, "LIMIT_EXCEEDED", "366 days"),
+        ({"id": "not a sensor id"}, "BAD_USER_INPUT", "malformed sensor id"),
+    ],
+)
+def test_observation_errors_carry_codes(
+    runtime: Runtime, variables: dict[str, Any], code: str, fragment: str
+) -> None:
+    client = client_for(runtime, READ_SCOPES)
+    arguments = {"id": "omaezaki-port.tide_level", "from": FROM, "to": TO, **variables}
+    result = gql(client, OBS, **arguments)
+    assert result["data"] is None
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == code
+    assert fragment in error["message"]
+
+
+def test_sensor_list_cap_and_bad_arguments(runtime: Runtime) -> None:
+    client = client_for(runtime, READ_SCOPES)
+    [error] = gql(client, SENSORS, first=1001)["errors"]
+    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
+    [error] = gql(client, '{ sensors(deviceId: "Bad Id") { totalCount } }')["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    [error] = gql(client, "{ sensors { nosuchfield } }")["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_any_bearer_token_is_401_until_a_verifier_accepts_it(runtime: Runtime) -> None:
+    client = client_for(runtime, READ_SCOPES)
+    response = client.post(
+        "/graphql",
+        json={"query": "{ sensors { totalCount } }"},
+        headers={"Authorization": "Bearer x.y.z"},
+    )
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_health_readiness_metrics(runtime: Runtime) -> None:
+    client = client_for(runtime, frozenset())
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {
+        "catalog": "ok",
+        "timeseries": "ok",
+    }
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "cityos_ingest_messages_received_total" in metrics.text
+
+
+def test_graphiql_only_in_dev_mode(runtime: Runtime) -> None:
+    runtime.settings.api.dev_mode = False
+    assert TestClient(create_app(runtime)).get(
+        "/graphql", headers={"accept": "text/html"}
+    ).status_code in (404, 405)
+    runtime.settings.api.dev_mode = True
+    page = TestClient(create_app(runtime)).get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
