@@ -101,6 +101,9 @@ class MosquittoBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # Own session: a terminal's Ctrl-C goes to the whole foreground process group, and
+            # the broker must outlive the worker's last acks; cityos stops it itself.
+            start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not port_accepts(connect_host(self.host), self.port):
