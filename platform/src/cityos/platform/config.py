@@ -69,6 +69,25 @@ class IngestSettings(BaseModel):
     )
 
 
+class ImportJobSettings(BaseModel):
+    """One scheduled connector run."""
+
+    connector: str = Field(description="connector name, e.g. gsi-evacuation")
+    source: str = Field(description="path or URL the connector reads")
+    every: str = Field(default="1d", description="interval: 30m, 6h, 1d, 1w ...")
+    licence: str | None = Field(default=None, description="dataset licence (connector default)")
+
+
+class ConnectorsSettings(BaseModel):
+    """Administrative-data imports run by `cityos serve`."""
+
+    schedule: list[ImportJobSettings] = Field(
+        default_factory=list,
+        description='JSON list of jobs: `[{"connector": "gsi-evacuation", "source": "/data/gsi", '
+        '"every": "1d"}]`',
+    )
+
+
 class AuthSettings(BaseModel):
     """OAuth2 (authorization server and token verification)."""
 
@@ -127,6 +146,7 @@ class Settings(BaseSettings):
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

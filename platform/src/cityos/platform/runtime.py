@@ -9,12 +9,15 @@ from typing import cast
 
 from cityos.platform import plugins
 from cityos.platform.config import Settings
-from cityos.platform.domain.errors import ConfigError
+from cityos.platform.domain.errors import ConfigError, InvalidInput
+from cityos.platform.durations import parse_duration
+from cityos.platform.imports.scheduler import ImportScheduler, ScheduledImport
 from cityos.platform.ingest.directory import DeviceDirectory
 from cityos.platform.ingest.pipeline import IngestPipeline
 from cityos.platform.metrics import Metrics
 from cityos.platform.ports import (
     Catalog,
+    Connector,
     EmbeddedBroker,
     MessagePublisher,
     MessageSource,
@@ -75,6 +78,28 @@ class Runtime:
             settings=self.settings.ingest,
             metrics=self.metrics,
         )
+
+    def connector(self, name: str) -> Connector:
+        """The connector registered under `name`."""
+        return cast(Connector, plugins.load(plugins.CONNECTORS, name)(self.settings))
+
+    def new_scheduler(self) -> ImportScheduler:
+        """A scheduler for the configured imports (connectors are loaded now: fail early)."""
+        jobs = []
+        for job in self.settings.connectors.schedule:
+            try:
+                every = parse_duration(job.every).as_timedelta()
+            except InvalidInput as exc:
+                raise ConfigError(f"schedule of {job.connector}: {exc}") from None
+            jobs.append(
+                ScheduledImport(
+                    connector=self.connector(job.connector),
+                    source=job.source,
+                    every=every,
+                    licence=job.licence,
+                )
+            )
+        return ImportScheduler(catalog=self.catalog, jobs=jobs)
 
     def new_message_source(self, url: str) -> MessageSource:
         """The configured message source, subscribed at `url`."""

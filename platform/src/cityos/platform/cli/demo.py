@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
-from cityos.platform import plugins
 from cityos.platform.cli.stack import (
     mqtt_endpoint,
     port_or_free,
@@ -19,7 +18,6 @@ from cityos.platform.config import READ_SCOPES, Settings, load_settings
 from cityos.platform.demo import Simulator, demo_data_dir, devices_and_sensors
 from cityos.platform.domain.errors import AlreadyExists
 from cityos.platform.imports.service import import_facilities
-from cityos.platform.ports import Connector
 from cityos.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -91,11 +89,10 @@ def _register_simulated_devices(runtime: Runtime) -> None:
 
 def _load_evacuation_sites(runtime: Runtime) -> None:
     """Import Omaezaki's real GSI evacuation sites and shelters (idempotent)."""
-    connector = cast(
-        Connector, plugins.load(plugins.CONNECTORS, "gsi-evacuation")(runtime.settings)
-    )
     summary = import_facilities(
-        catalog=runtime.catalog, connector=connector, source=str(demo_data_dir())
+        catalog=runtime.catalog,
+        connector=runtime.connector("gsi-evacuation"),
+        source=str(demo_data_dir()),
     )
     log.info(
         "evacuation sites: %d read, %d inserted, %d updated, %d unchanged, %d rejected",

@@ -17,11 +17,16 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="HTTP port")] = 8000,
 ) -> None:
-    """Run the HTTP/GraphQL API (anonymous callers see public data only)."""
+    """Run the HTTP/GraphQL API and the import scheduler (anonymous: public data only)."""
     runtime = Runtime.open(load_settings())
     try:
-        typer.echo(f"cityos API on http://{host}:{port}/graphql (healthz: /healthz)")
-        serve_http(runtime, host=host, port=port)
+        scheduler = runtime.new_scheduler()
+        scheduler.start()
+        try:
+            typer.echo(f"cityos API on http://{host}:{port}/graphql (healthz: /healthz)")
+            serve_http(runtime, host=host, port=port)
+        finally:
+            scheduler.stop()
     finally:
         runtime.close()
 
