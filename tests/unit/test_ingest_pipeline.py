@@ -22,9 +22,10 @@ NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 
 
 class FakeCatalog:
-    """Just the lookups the device directory needs."""
+    """Just the lookups the device directory needs; can pretend to be down."""
 
     def __init__(self) -> None:
+        self.down_for = 0
         self.devices = {
             "port": Device("port", "Port", Domain.DISASTER, "test"),
             "gone": Device("gone", "Gone", Domain.DISASTER, "test", revoked=True),
@@ -49,6 +50,9 @@ class FakeCatalog:
         self.lookups = 0
 
     def get_device(self, device_id: str) -> Device | None:
+        if self.down_for:
+            self.down_for -= 1
+            raise RetryableError("catalog down", service="fake")
         self.lookups += 1
         return self.devices.get(device_id)
 
@@ -85,11 +89,14 @@ class FakeStore:
         self.rows: dict[tuple[str, datetime], Observation] = {}
         self.failures_left = 0
         self.writes = 0
+        self.poison_value: float | None = None
 
     def write(self, observations: Sequence[Observation]) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise RetryableError("store down", service="fake")
+        if any(obs.value == self.poison_value for obs in observations):
+            raise ValueError("the store cannot hold this value")
         self.writes += 1
         for obs in observations:
             self.rows[(obs.sensor_id, obs.time)] = obs
@@ -108,14 +115,21 @@ class Acks:
         return Message(topic=topic, payload=payload, received_at=NOW, ack=ack)
 
 
-def make_pipeline(store: FakeStore, dead: list[Rejection], **settings: int) -> IngestPipeline:
+def make_pipeline(
+    store: FakeStore,
+    dead: list[Rejection],
+    catalog: FakeCatalog | None = None,
+    budget: int = 1 << 20,
+    **settings: int,
+) -> IngestPipeline:
     return IngestPipeline(
-        directory=DeviceDirectory(FakeCatalog(), ttl_seconds=60),  # type: ignore[arg-type]
+        directory=DeviceDirectory(catalog or FakeCatalog(), ttl_seconds=0),  # type: ignore[arg-type]
         decoders={"test": TestDecoder()},
         store=store,  # type: ignore[arg-type]
         record_rejections=dead.extend,
         settings=IngestSettings(**settings),
         metrics=Metrics(),
+        queue_budget_bytes=budget,
     )
 
 
@@ -148,7 +162,6 @@ def test_good_reading_becomes_observation() -> None:
         (TOPIC, b'{"tide_level": 1e999}', "non_finite"),
         (TOPIC, b'{"tide_level": "bad"}', "bad_reading"),
         (TOPIC, b'{"tide_level": 1, "t": 1900000000}', "future_time"),
-        (TOPIC, b"x" * 300_000, "payload_too_large"),
     ],
 )
 def test_each_rejection_is_recorded_with_reason(topic: str, payload: bytes, code: str) -> None:
@@ -257,3 +270,123 @@ def test_device_lookups_are_cached() -> None:
     clock[0] += 6
     directory.lookup("port")
     assert catalog.lookups == 3
+
+
+def _message(number: int, value: float, acks: Acks, topic: str = TOPIC) -> Message:
+    payload = json.dumps({"tide_level": value, "t": 1790000000 + number}).encode()
+    return acks.message(number, topic, payload)
+
+
+def test_oversized_payload_is_dead_lettered_without_being_queued_whole() -> None:
+    store, dead, acks = FakeStore(), [], Acks()
+    pipeline = make_pipeline(store, dead, flush_interval_ms=10)
+    pipeline.start()
+    try:
+        pipeline.submit(acks.message(1, TOPIC, b"x" * 300_000))
+        _wait_for(lambda: acks.order == [1])
+    finally:
+        pipeline.stop()
+    [rejection] = dead
+    assert (
+        rejection.reason == "payload_too_large: payload of 300000 bytes exceeds the limit of 262144"
+    )
+    assert rejection.excerpt == "x" * 200
+
+
+def test_a_poison_message_is_dead_lettered_and_the_rest_stored() -> None:
+    store, dead, acks = FakeStore(), [], Acks()
+    store.poison_value = 4.0
+    pipeline = make_pipeline(store, dead, flush_interval_ms=50)
+    pipeline.start()
+    try:
+        for number, value in enumerate([1.0, 2.0, 4.0, 3.0]):
+            pipeline.submit(_message(number, value, acks))
+        _wait_for(lambda: len(acks.order) == 4)
+        assert pipeline.healthy
+        pipeline.submit(_message(9, 1.5, acks))
+        _wait_for(lambda: len(acks.order) == 5)
+    finally:
+        pipeline.stop()
+    assert sorted(obs.value for obs in store.rows.values()) == [1.0, 1.5, 2.0, 3.0]
+    [rejection] = dead
+    assert rejection.reason.startswith("store_refused: the store refused it: ValueError")
+    assert acks.order == [0, 1, 2, 3, 9]
+
+
+def test_catalog_outage_during_lookup_is_retried_not_dead_lettered() -> None:
+    store, dead, acks = FakeStore(), [], Acks()
+    catalog = FakeCatalog()
+    pipeline = make_pipeline(store, dead, catalog=catalog, flush_interval_ms=10)
+    pipeline.start()
+    try:
+        pipeline.submit(_message(1, 1.0, acks))
+        _wait_for(lambda: acks.order == [1])
+        catalog.down_for = 3
+        pipeline.submit(_message(2, 2.0, acks))
+        _wait_for(lambda: acks.order == [1, 2])
+    finally:
+        pipeline.stop()
+    assert dead == []
+    assert sorted(obs.value for obs in store.rows.values()) == [1.0, 2.0]
+
+
+def test_stopping_during_a_catalog_outage_acks_nothing_more() -> None:
+    store, acks = FakeStore(), Acks()
+    catalog = FakeCatalog()
+    catalog.down_for = 10**6
+    pipeline = make_pipeline(store, [], catalog=catalog, flush_interval_ms=10)
+    pipeline.start()
+    pipeline.submit(_message(1, 1.0, acks))
+    time.sleep(0.2)
+    pipeline.stop()
+    assert acks.order == []
+    assert store.rows == {}
+
+
+def test_nul_characters_never_reach_the_dead_letter_store() -> None:
+    outcome = make_pipeline(FakeStore(), []).process(
+        Acks().message(1, TOPIC, b'{"tide\u0000level": 1, "\u0000": 2}')
+    )
+    assert len(outcome.rejections) == 2
+    for rejection in outcome.rejections:
+        for text in (
+            rejection.reason,
+            rejection.excerpt,
+            rejection.topic,
+            rejection.quantity or "",
+        ):
+            assert "\x00" not in text
+    outcome = make_pipeline(FakeStore(), []).process(Acks().message(1, TOPIC, b"\x00garbage"))
+    assert "\x00" not in outcome.rejections[0].excerpt
+
+
+def test_queue_is_bounded_by_payload_bytes() -> None:
+    store, acks = FakeStore(), Acks()
+    pipeline = make_pipeline(store, [], budget=40, flush_interval_ms=10)
+    first = _message(1, 1.0, acks)
+    pipeline.submit(first)  # writer not started: the budget is now used up
+    blocked = threading.Thread(target=pipeline.submit, args=(_message(2, 2.0, acks),))
+    blocked.start()
+    time.sleep(0.3)
+    assert blocked.is_alive()  # backpressure: the source thread waits
+    pipeline.start()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    _wait_for(lambda: acks.order == [1, 2])
+    pipeline.stop()
+
+
+def test_a_dead_writer_is_reported_unhealthy() -> None:
+    class Exploding:
+        format = "test"
+
+        def decode(self, payload: bytes, ctx: DecodeContext) -> DecodedPayload:
+            raise KeyboardInterrupt  # not an Exception: escapes every handler
+
+    pipeline = make_pipeline(FakeStore(), [], flush_interval_ms=10)
+    pipeline._decoders = {"test": Exploding()}  # type: ignore[assignment]
+    pipeline.start()
+    assert pipeline.healthy
+    pipeline.submit(_message(1, 1.0, Acks()))
+    _wait_for(lambda: not pipeline.healthy)
+    pipeline.stop(timeout=1)

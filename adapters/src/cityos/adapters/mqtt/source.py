@@ -310,15 +310,16 @@ class MqttMessageSource:
     # ------------------------------------------------------------ acks (any thread)
 
     def _send_ack(self, mid: int, qos: int, generation: int) -> None:
+        # Checked and sent under one lock: a reconnect in between must not let an old packet
+        # id acknowledge a different, not yet written message on the new connection.
         with self._state_lock:
-            current = self._connected and generation == self._generation
-        client = self._client
-        if not current or client is None:
-            # The packet id belongs to a connection that is gone; the broker redelivers the
-            # message on the new one, where it gets a fresh ack.
-            log.debug("ack of mid %d skipped: its connection is gone", mid)
-            return
-        client.ack(mid, qos)
+            client = self._client
+            if not (self._connected and generation == self._generation) or client is None:
+                # The packet id belongs to a connection that is gone; the broker redelivers
+                # the message on the new one, where it gets a fresh ack.
+                log.debug("ack of mid %d skipped: its connection is gone", mid)
+                return
+            client.ack(mid, qos)  # only queues the PUBACK; paho's thread sends it
 
 
 def create_source(

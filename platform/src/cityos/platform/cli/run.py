@@ -10,6 +10,7 @@ import typer
 
 from cityos.platform.cli.stack import mqtt_endpoint, redact_url, running_worker, serve_http
 from cityos.platform.config import load_settings
+from cityos.platform.domain.errors import CityosError
 from cityos.platform.runtime import Runtime
 
 
@@ -47,6 +48,10 @@ def ingest(
             running_worker(runtime, url) as worker,
         ):
             typer.echo(f"ingesting from {redact_url(url)} using {worker.protocol}; Ctrl-C stops")
-            stop.wait()
+            while not stop.wait(1.0):
+                if not worker.healthy:
+                    raise CityosError(
+                        "the ingest writer stopped; exiting so a supervisor restarts it"
+                    )
     finally:
         runtime.close()

@@ -12,13 +12,22 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from cityos.platform.config import IngestSettings
 from cityos.platform.domain.errors import PayloadError, RetryableError
 from cityos.platform.domain.model import Observation, Rejection
 from cityos.platform.ingest.directory import DeviceDirectory
+from cityos.platform.ingest.outcome import (
+    EXCERPT_BYTES,
+    Batch,
+    Outcome,
+    Oversized,
+    RateLimitedLog,
+    clean_text,
+    excerpt_of,
+)
 from cityos.platform.ingest.topics import device_of_topic
 from cityos.platform.ingest.validation import ReadingRejected, validate_reading
 from cityos.platform.metrics import Metrics
@@ -27,20 +36,7 @@ from cityos.platform.ports import DecodeContext, Message, PayloadDecoder, TimeSe
 log = logging.getLogger(__name__)
 
 _STOP = object()
-EXCERPT_BYTES = 200
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one message produced."""
-
-    observations: list[Observation] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    codes: list[str] = field(default_factory=list)
-
-
-def _excerpt(payload: bytes) -> str:
-    return payload[:EXCERPT_BYTES].decode("utf-8", "replace")
+QUEUE_BUDGET_BYTES = 256 * 1024 * 1024
 
 
 class IngestPipeline:
@@ -55,6 +51,7 @@ class IngestPipeline:
         record_rejections: Callable[[Sequence[Rejection]], None],
         settings: IngestSettings,
         metrics: Metrics,
+        queue_budget_bytes: int = QUEUE_BUDGET_BYTES,
     ) -> None:
         self._directory = directory
         self._decoders = decoders
@@ -63,23 +60,46 @@ class IngestPipeline:
         self._settings = settings
         self._metrics = metrics
         self._max_future = timedelta(seconds=settings.max_future_seconds)
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=200_000)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._budget = queue_budget_bytes
+        self._pending_bytes = 0
+        self._room = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._rejection_log = _RateLimitedLog()
+        self._failure: BaseException | None = None
+        self._rejection_log = RateLimitedLog()
 
     # -- intake (called on the message source's thread)
 
     def submit(self, message: Message) -> None:
-        """Queue one message for processing (blocks when the queue is full: backpressure)."""
+        """Queue one message; blocks while the queued payloads exceed the memory budget."""
         self._metrics.messages_received.inc()
+        size = len(message.payload)
+        if size > self._settings.max_payload_bytes:
+            head = replace(message, payload=message.payload[:EXCERPT_BYTES])
+            self._queue.put(Oversized(head, size))
+            return
+        with self._room:
+            while (
+                self._pending_bytes
+                and self._pending_bytes + size > self._budget
+                and not self._stopping.is_set()
+            ):
+                self._room.wait(0.5)
+            self._pending_bytes += size
         self._queue.put(message)
 
     # -- lifecycle
 
+    @property
+    def healthy(self) -> bool:
+        """False once the writer thread has died; the process should then exit and restart."""
+        return self._failure is None and self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         """Start the writer thread."""
         self._stopping.clear()
+        self._failure = None
         self._thread = threading.Thread(target=self._run, name="cityos-ingest-writer", daemon=True)
         self._thread.start()
 
@@ -88,6 +108,8 @@ class IngestPipeline:
         if self._thread is None:
             return
         self._stopping.set()
+        with self._room:
+            self._room.notify_all()
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
@@ -95,26 +117,20 @@ class IngestPipeline:
     # -- processing
 
     def process(self, message: Message) -> Outcome:
-        """Decode and validate one message (never raises on bad input)."""
+        """Decode and validate one message; RetryableError means: try this message again."""
         outcome = Outcome()
         try:
             self._process_into(message, outcome)
+        except RetryableError:
+            raise  # e.g. the catalog is briefly unreachable: never dead-letter valid data
         except Exception as exc:  # a decoder bug must not stop ingestion
-            log.exception("internal error while processing a message on %s", message.topic)
+            log.exception("internal error while processing a message on %s", message.topic[:200])
+            outcome = Outcome()
             self._reject(outcome, message, "internal_error", f"internal error: {exc!r}")
         return outcome
 
     def _process_into(self, message: Message, outcome: Outcome) -> None:
         payload = message.payload
-        if len(payload) > self._settings.max_payload_bytes:
-            self._reject(
-                outcome,
-                message,
-                "payload_too_large",
-                f"payload of {len(payload)} bytes exceeds the limit of "
-                f"{self._settings.max_payload_bytes}",
-            )
-            return
         device_id = device_of_topic(message.topic)
         if device_id is None:
             self._reject(outcome, message, "bad_topic", "topic is not cityos/v1/devices/<id>/up")
@@ -194,11 +210,11 @@ class IngestPipeline:
         outcome.rejections.append(
             Rejection(
                 received_at=message.received_at,
-                reason=f"{code}: {detail}",
-                topic=message.topic[:512],
-                excerpt=excerpt if excerpt is not None else _excerpt(message.payload),
+                reason=clean_text(f"{code}: {detail}"[:1000]),
+                topic=clean_text(message.topic[:512]),
+                excerpt=clean_text(excerpt) if excerpt is not None else excerpt_of(message.payload),
                 device_id=device_id,
-                quantity=quantity,
+                quantity=None if quantity is None else clean_text(quantity[:200]),
             )
         )
         self._rejection_log.warn(
@@ -208,101 +224,137 @@ class IngestPipeline:
     # -- the writer thread
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # never silently: the worker must notice and exit
+            self._failure = exc
+            log.critical("ingest writer thread died; no more messages are stored", exc_info=exc)
+
+    def _loop(self) -> None:
         interval = self._settings.flush_interval_ms / 1000
-        batch = _Batch()
+        batch = Batch()
         deadline: float | None = None
-        stop_seen = False
-        while not stop_seen:
+        while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = None
             if item is _STOP:
-                stop_seen = True
-            elif isinstance(item, Message):
-                outcome = self.process(item)
-                batch.add(item, outcome)
+                if batch.items:
+                    self._flush(batch)
+                return
+            if item is not None:
+                outcome = self._take(item, batch)
+                if outcome is None:  # stopping while a dependency is down: leave it unacked
+                    return
+                message = item.message if isinstance(item, Oversized) else item
+                assert isinstance(message, Message)
+                batch.add(message, outcome)
                 for code in outcome.codes:
                     self._metrics.rejected.labels(reason=code).inc()
                 if deadline is None:
                     deadline = time.monotonic() + interval
-            self._metrics.queue_depth.set(self._queue.qsize())
             due = deadline is not None and time.monotonic() >= deadline
-            if batch.messages and (stop_seen or due or batch.size >= self._settings.batch_size):
-                self._flush(batch, final=stop_seen)
-                batch = _Batch()
+            if batch.items and (due or batch.size >= self._settings.batch_size):
+                if not self._flush(batch):
+                    return
+                batch = Batch()
                 deadline = None
 
-    def _flush(self, batch: _Batch, *, final: bool) -> None:
-        """Write a batch (retrying while the store is down), then ack its messages in order."""
+    def _take(self, item: object, batch: Batch) -> Outcome | None:
+        """Process one queued item, retrying while a dependency is down (None: stopping)."""
+        if isinstance(item, Oversized):
+            outcome = Outcome()
+            self._reject(
+                outcome,
+                item.message,
+                "payload_too_large",
+                f"payload of {item.size} bytes exceeds the limit of "
+                f"{self._settings.max_payload_bytes}",
+            )
+            return outcome
+        assert isinstance(item, Message)
+        with self._room:
+            self._pending_bytes -= len(item.payload)
+            self._room.notify_all()
         delay = 0.1
         while True:
-            started = time.monotonic()
             try:
-                self._store.write(batch.observations)
-                if batch.rejections:
-                    self._record_rejections(batch.rejections)
+                return self.process(item)
+            except RetryableError as exc:
+                if batch.items:  # do not hold earlier messages hostage to this one
+                    if not self._flush(batch):
+                        return None
+                    batch.clear()
+                if self._stopping.is_set():
+                    log.warning("stopping before a message could be processed (%s)", exc)
+                    return None
+                log.warning("catalog unavailable, retrying in %.1fs: %s", delay, exc)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _flush(self, batch: Batch) -> bool:
+        """Write a batch, then ack its messages in order; False if stopped before writing."""
+        started = time.monotonic()
+        try:
+            if not self._retrying(batch.observations(), batch.rejections()):
+                return False
+        except Exception:  # the store refused something for good: find it, keep the rest
+            log.exception("batch of %d messages refused; writing them one by one", len(batch.items))
+            for message, outcome in batch.items:
+                if not self._write_one(message, outcome):
+                    return False
+        self._metrics.write_seconds.observe(time.monotonic() - started)
+        observations = sum(len(outcome.observations) for _, outcome in batch.items)
+        self._metrics.batch_size.observe(observations)
+        self._metrics.readings_stored.inc(observations)
+        now = datetime.now(UTC)
+        for message, _ in batch.items:
+            message.ack()
+            self._metrics.ack_lag_seconds.observe((now - message.received_at).total_seconds())
+        return True
+
+    def _write_one(self, message: Message, outcome: Outcome) -> bool:
+        """Write one message's results; dead-letter it if the store refuses it for good."""
+        try:
+            return self._retrying(outcome.observations, outcome.rejections)
+        except Exception as exc:
+            refused = Outcome()
+            self._reject(refused, message, "store_refused", f"the store refused it: {exc!r}")
+            self._metrics.rejected.labels(reason="store_refused").inc()
+            outcome.observations.clear()
+            try:
+                return self._retrying([], refused.rejections)
+            except Exception:
+                log.exception(
+                    "could not even dead-letter a message on %s; dropping it: %r",
+                    message.topic[:200],
+                    message.payload[:EXCERPT_BYTES],
+                )
+                return True
+
+    def _retrying(
+        self, observations: Sequence[Observation], rejections: Sequence[Rejection]
+    ) -> bool:
+        """Write, retrying with backoff while the store is down; False if stopped first."""
+        delay = 0.1
+        while True:
+            try:
+                if observations:
+                    self._store.write(observations)
+                if rejections:
+                    self._record_rejections(rejections)
+                return True
             except RetryableError as exc:
                 self._metrics.write_failures.inc()
-                if final or self._stopping.is_set():
+                if self._stopping.is_set():
                     log.warning(
-                        "stopping with %d unacknowledged messages (store unavailable: %s); "
+                        "stopping with unacknowledged messages (store unavailable: %s); "
                         "the broker will redeliver them",
-                        len(batch.messages),
                         exc,
                     )
-                    return
+                    return False
                 log.warning("store write failed, retrying in %.1fs: %s", delay, exc)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
-                continue
-            break
-        self._metrics.write_seconds.observe(time.monotonic() - started)
-        self._metrics.batch_size.observe(len(batch.observations))
-        self._metrics.readings_stored.inc(len(batch.observations))
-        now = datetime.now(UTC)
-        for message in batch.messages:
-            message.ack()
-            self._metrics.ack_lag_seconds.observe((now - message.received_at).total_seconds())
-
-
-@dataclass(slots=True)
-class _Batch:
-    messages: list[Message] = field(default_factory=list)
-    observations: list[Observation] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-
-    @property
-    def size(self) -> int:
-        return len(self.observations) + len(self.rejections)
-
-    def add(self, message: Message, outcome: Outcome) -> None:
-        self.messages.append(message)
-        self.observations.extend(outcome.observations)
-        self.rejections.extend(outcome.rejections)
-
-
-class _RateLimitedLog:
-    """Logs at most `burst` rejections per window, then one line with how many were muted."""
-
-    def __init__(self, *, burst: int = 20, window: float = 10.0) -> None:
-        self._burst = burst
-        self._window = window
-        self._window_start = time.monotonic()
-        self._count = 0
-        self._muted = 0
-
-    def warn(self, code: str, fmt: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._window_start >= self._window:
-            if self._muted:
-                log.warning(
-                    "%d more rejections in the last %.0fs not logged", self._muted, self._window
-                )
-            self._window_start, self._count, self._muted = now, 0, 0
-        self._count += 1
-        if self._count <= self._burst:
-            log.warning(fmt, *args)
-        else:
-            self._muted += 1

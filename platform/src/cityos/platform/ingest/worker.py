@@ -22,6 +22,11 @@ class IngestWorker:
         """The MQTT protocol level the broker gave us."""
         return self.source.protocol
 
+    @property
+    def healthy(self) -> bool:
+        """False once the pipeline's writer has died (the process should exit and restart)."""
+        return self.pipeline.healthy
+
     def start(self) -> None:
         """Start the writer, then subscribe."""
         self.pipeline.start()
