@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -178,6 +179,9 @@ def test_observation_range_is_half_open(runtime: Runtime) -> None:
         ({"to": "2026-11-01T08:00:00+09:00"}, "BAD_USER_INPUT", "after `from`"),
         ({"to": "2028-11-01T08:00:00+09:00"}, "LIMIT_EXCEEDED", "366 days"),
         ({"id": "not a sensor id"}, "BAD_USER_INPUT", "malformed sensor id"),
+        ({"from": "0001-01-01T00:00:00+09:00"}, "BAD_USER_INPUT", "outside"),
+        ({"from": "20261101T00+0900"}, "BAD_USER_INPUT", "not an RFC 3339 date-time"),
+        ({"after": "b2JzOjE4NDQ2NzQ0MDczNzA5NTUxNjE2MDAw"}, "BAD_USER_INPUT", "cursor"),
     ],
 )
 def test_observation_errors_carry_codes(
@@ -200,6 +204,10 @@ def test_sensor_list_cap_and_bad_arguments(runtime: Runtime) -> None:
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     [error] = gql(client, "{ sensors { nosuchfield } }")["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    forged = base64.urlsafe_b64encode(b"sensor:\x00'; drop table sensors; --").decode()
+    [error] = gql(client, SENSORS, after=forged)["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert gql(client, SENSORS)["data"]["sensors"]["totalCount"] == 6
 
 
 def test_any_bearer_token_is_401_until_a_verifier_accepts_it(runtime: Runtime) -> None:

@@ -68,9 +68,38 @@ def test_parse_rfc3339_requires_offset() -> None:
     assert parse_rfc3339("2026-11-28T00:00:00Z") == datetime(2026, 11, 28, 0, tzinfo=UTC)
     with pytest.raises(InvalidInput, match="without an offset"):
         parse_rfc3339("2026-11-28T09:00:00")
-    for bad in ["2026-11-28", "yesterday", "2026-13-01T00:00:00+09:00", "x" * 100]:
-        with pytest.raises(InvalidInput):
+    for bad in [
+        "2026-11-28",
+        "yesterday",
+        "x" * 100,
+        "2026-11-28T16+09:00",
+        "20261129T00+0900",
+        "2026-W48-6T00:00:00Z",
+        "2026-11-28T00:00:00+0900",
+        "2026-11-28T00:00:00\x00+09:00",
+    ]:
+        with pytest.raises(InvalidInput, match="not an RFC 3339 date-time"):
             parse_rfc3339(bad)
+    with pytest.raises(InvalidInput, match="not a valid date-time"):
+        parse_rfc3339("2026-13-01T00:00:00+09:00")
+    for out_of_range in ["0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59-09:00"]:
+        with pytest.raises(InvalidInput, match=r"outside 1678-01-01\.\.2262-01-01"):
+            parse_rfc3339(out_of_range)
+
+
+def test_parse_rfc3339_cuts_digits_beyond_microseconds() -> None:
+    assert parse_rfc3339("2026-11-28t00:00:00.123456789z") == datetime(
+        2026, 11, 28, 0, 0, 0, 123456, tzinfo=UTC
+    )
+    assert parse_rfc3339("2026-11-28 09:00:00.5+09:00") == datetime(
+        2026, 11, 28, 0, 0, 0, 500000, tzinfo=UTC
+    )
+
+
+def test_format_rfc3339_always_uses_plus_nine() -> None:
+    # Asia/Tokyo had summer time in 1948-51 and local mean time before 1888.
+    assert format_rfc3339(datetime(1950, 7, 1, tzinfo=UTC)) == "1950-07-01T09:00:00+09:00"
+    assert format_rfc3339(datetime(1880, 1, 1, tzinfo=UTC)) == "1880-01-01T09:00:00+09:00"
 
 
 def test_format_rfc3339_uses_tokyo_offset() -> None:
@@ -83,7 +112,7 @@ def test_format_rfc3339_uses_tokyo_offset() -> None:
 
 @given(
     st.datetimes(
-        timezones=st.just(UTC), min_value=datetime(1900, 1, 2), max_value=datetime(9999, 1, 1)
+        timezones=st.just(UTC), min_value=datetime(1678, 1, 1), max_value=datetime(2261, 12, 31)
     )
 )
 def test_time_format_round_trips(value: datetime) -> None:

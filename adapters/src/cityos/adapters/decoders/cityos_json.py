@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cityos.platform.config import Settings
-from cityos.platform.domain.errors import PayloadError
+from cityos.platform.domain.errors import InvalidInput, PayloadError
 from cityos.platform.ports import DecodeContext, DecodedPayload, Reading, ReadingProblem
+from cityos.platform.timefmt import parse_rfc3339
 
 MAX_READINGS = 10_000  # per payload, over all entries of an array
 MAX_ENTRIES = MAX_READINGS
@@ -25,13 +25,6 @@ MIN_EPOCH_MS = 946_684_800_000  # MIN_TIME
 MAX_EPOCH_MS = 4_102_444_800_000  # MAX_TIME
 _SANE_RANGE = "2000-01-01..2100-01-01"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# RFC 3339 date-time (section 5.6): a full date, a time and an offset; `T`/`Z` in either case,
-# a space instead of `T` as its note allows. fromisoformat alone would also take date-only
-# strings, week dates and the basic format, which are not RFC 3339.
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
-)
 
 
 class CityosJsonDecoder:
@@ -199,21 +192,10 @@ def _parse_time(raw: Any) -> datetime | str:
         return _EPOCH + timedelta(milliseconds=raw)
     if not isinstance(raw, str):
         return f"time must be an RFC 3339 string or epoch milliseconds, not {_json_type(raw)}"
-    shown = raw[:60]
-    match = _RFC3339.fullmatch(raw)
-    if match is None:
-        return f"time {shown!r} is not an RFC 3339 date-time"
-    if match["offset"] is None:
-        return f"time {shown!r} has no offset (a time without an offset is rejected)"
     try:
-        # fromisoformat wants upper-case T/Z; digits beyond microseconds are cut.
-        parsed = datetime.fromisoformat(raw.upper()).astimezone(UTC)
-    except ValueError:
-        return f"time {shown!r} is not a valid date-time"
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+09:00 is before datetime.min in UTC
-        return f"time {shown!r} is outside {_SANE_RANGE}"
-    if not MIN_TIME <= parsed < MAX_TIME:
-        return f"time {shown!r} is outside {_SANE_RANGE}"
+        parsed = parse_rfc3339(raw, field="time", earliest=MIN_TIME, latest=MAX_TIME)
+    except InvalidInput as exc:
+        return str(exc)
     return parsed
 
 

@@ -25,7 +25,10 @@ def list_sensors(
     check_first(first, cap=MAX_SENSORS_PER_PAGE)
     if device_id is not None:
         check_device_id(device_id)
-    after_id = decode_cursor(_CURSOR_KIND, after) if after is not None else None
+    after_id = None
+    if after is not None:
+        after_id = decode_cursor(_CURSOR_KIND, after)
+        split_sensor_id(after_id)  # a forged cursor must be refused, not sent to the database
     domains = principal.readable_domains
     if domain is not None:
         domains = domains & {domain}

@@ -31,7 +31,7 @@ def code_of(error: GraphQLError) -> str:
         original = original.original_error
     if isinstance(original, LimitExceeded):
         return LIMIT_EXCEEDED
-    if isinstance(original, InvalidInput | NotFound | ValueError | TypeError):
+    if isinstance(original, InvalidInput | NotFound):
         # NotFound is reported like bad input: hidden and unknown ids must look alike.
         return BAD_USER_INPUT
     if isinstance(original, PermissionDenied):

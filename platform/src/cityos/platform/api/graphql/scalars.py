@@ -12,8 +12,6 @@ from cityos.platform.timefmt import format_rfc3339, parse_rfc3339
 
 
 def _parse_datetime(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("DateTime must be a string in RFC 3339 with an offset")
     return parse_rfc3339(value, field="DateTime")
 
 
