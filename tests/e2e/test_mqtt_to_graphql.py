@@ -26,7 +26,6 @@ from testkit.services import Mosquitto
 def stack(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Runtime, IngestWorker]]:
     settings = Settings(data_dir=tmp_path / "data")
     settings.mqtt.url = mosquitto.url
-    settings.api.anonymous_scopes = READ_SCOPES
     runtime = Runtime.open(settings)
     device, sensors = build_device(
         device_id="omaezaki-port",
@@ -91,7 +90,7 @@ def test_reading_published_over_mqtt_is_served_by_graphql(
             ),
         ],
     )
-    client = TestClient(create_app(runtime))
+    client = TestClient(create_app(runtime, anonymous_scopes=READ_SCOPES))
     observations = (
         '{ observations(sensorId: "omaezaki-port.tide_level", from: "2026-11-28T00:00:00+09:00",'
         ' to: "2026-11-29T00:00:00+09:00") { nodes { time value quality } totalCount } }'

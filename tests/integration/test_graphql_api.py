@@ -53,8 +53,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 
 def client_for(runtime: Runtime, scopes: frozenset[str]) -> TestClient:
-    runtime.settings.api.anonymous_scopes = scopes
-    return TestClient(create_app(runtime))
+    return TestClient(create_app(runtime, anonymous_scopes=scopes))
 
 
 def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:

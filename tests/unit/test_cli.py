@@ -74,12 +74,14 @@ def test_devices_add_human_and_list(runner: CliRunner) -> None:
         (["--sensor", "tide"], "QUANTITY:UNIT"),
     ],
 )
-def test_devices_add_failures_exit_1(runner: CliRunner, change: list[str], message: str) -> None:
+def test_devices_add_bad_values_are_usage_errors(
+    runner: CliRunner, change: list[str], message: str
+) -> None:
     argv = list(ADD)
     index = argv.index(change[0])
     argv[index + 1] = change[1]
     result = runner.invoke(app, argv)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.stderr
 
 

@@ -28,7 +28,7 @@ def test_defaults_are_embedded(no_cityos_env: Path) -> None:
     assert settings.api.rate_limit == "600/minute"
     assert settings.api.max_range_days == 366
     assert settings.api.max_points == 100000
-    assert settings.api.anonymous_scopes == frozenset()
+    assert not hasattr(settings.api, "anonymous_scopes")  # never configurable: serve grants none
 
 
 def test_contract_environment_variables(
@@ -47,7 +47,6 @@ def test_contract_environment_variables(
         "CITYOS__INGEST__MAX_PAYLOAD_BYTES": "1024",
         "CITYOS__API__DEV_MODE": "true",
         "CITYOS__API__CORS_ORIGINS": "https://a.example, https://b.example",
-        "CITYOS__API__ANONYMOUS_SCOPES": "tourism:read disaster:read",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -65,7 +64,6 @@ def test_contract_environment_variables(
     assert settings.ingest.max_payload_bytes == 1024
     assert settings.api.dev_mode is True
     assert settings.api.cors_origins == ["https://a.example", "https://b.example"]
-    assert settings.api.anonymous_scopes == frozenset({"tourism:read", "disaster:read"})
 
 
 def test_dotenv_file_is_read(no_cityos_env: Path) -> None:

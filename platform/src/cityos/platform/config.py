@@ -109,23 +109,12 @@ class ApiSettings(BaseModel):
     rate_limit: str = Field(default="600/minute", description="per-client request rate limit")
     max_range_days: int = Field(default=366, ge=1, description="longest time range per request")
     max_points: int = Field(default=100000, ge=1, description="most points per request")
-    anonymous_scopes: Annotated[frozenset[str], NoDecode] = Field(
-        default=frozenset(),
-        description="scopes granted to callers without a token (`cityos demo` sets read scopes)",
-    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.lstrip().startswith("["):
             return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("anonymous_scopes", mode="before")
-    @classmethod
-    def _split_scopes(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return frozenset(value.split())
         return value
 
 

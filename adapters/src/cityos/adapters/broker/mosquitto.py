@@ -6,10 +6,12 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import ConfigError
@@ -45,6 +47,7 @@ class MosquittoBroker:
         self.port = port
         self.state_dir = state_dir
         self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: BinaryIO | None = None
 
     @property
     def url(self) -> str:
@@ -61,6 +64,16 @@ class MosquittoBroker:
     def log_path(self) -> Path:
         """mosquitto's own log file."""
         return self.state_dir / "mosquitto.log"
+
+    @property
+    def pid_path(self) -> Path:
+        """Where mosquitto writes its pid (to reclaim a broker left by a killed cityos)."""
+        return self.state_dir / "mosquitto.pid"
+
+    @property
+    def stderr_path(self) -> Path:
+        """Where mosquitto's own stderr goes (start-up errors before its log is open)."""
+        return self.state_dir / "stderr.log"
 
     def config_text(self) -> str:
         """The configuration this broker runs with."""
@@ -80,6 +93,7 @@ class MosquittoBroker:
             "log_type notice",
             "log_type information",
             "connection_messages true",
+            f"pid_file {self.pid_path.resolve()}",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             # Started as root, mosquitto drops to user `mosquitto`, which cannot read a
@@ -92,15 +106,17 @@ class MosquittoBroker:
         if self._process is not None and self._process.poll() is None:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._reclaim_leftover()
         self.config_path.write_text(self.config_text(), encoding="utf-8")
         if port_accepts(connect_host(self.host), self.port):
             raise ConfigError(f"cannot start mosquitto: {self.host}:{self.port} is already in use")
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._stderr = self.stderr_path.open("wb")
         self._process = subprocess.Popen(  # noqa: S603 (our own binary and generated config)
             [self.executable, "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             # Own session: a terminal's Ctrl-C goes to the whole foreground process group, and
             # the broker must outlive the worker's last acks; cityos stops it itself.
             start_new_session=True,
@@ -132,14 +148,29 @@ class MosquittoBroker:
                 log.warning("mosquitto did not stop within %ss; killing it", STOP_TIMEOUT_SECONDS)
                 process.kill()
                 process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def _collect_stderr(self) -> str:
-        process = self._process
-        if process is None or process.stderr is None or process.poll() is None:
+        if not self.stderr_path.exists():
             return ""
-        return process.stderr.read().decode("utf-8", "replace")
+        return self.stderr_path.read_bytes()[-4000:].decode("utf-8", "replace")
+
+    def _reclaim_leftover(self) -> None:
+        """Stop a mosquitto that a killed cityos left running on this state dir's config."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if str(self.config_path).encode() not in cmdline:
+            return  # the pid was reused by another process: leave it alone
+        log.warning("stopping a leftover embedded mosquitto (pid %d) from an earlier run", pid)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _log_tail(self, offset: int, stderr: str, lines: int = 20) -> str:
         text = stderr

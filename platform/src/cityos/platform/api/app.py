@@ -25,11 +25,11 @@ class Unauthenticated(Exception):
     """A bearer token was given but is not valid: answer 401, never read anonymously."""
 
 
-def principal_of(request: Request, runtime: Runtime) -> Principal:
+def principal_of(request: Request, runtime: Runtime, anonymous_scopes: frozenset[str]) -> Principal:
     """The caller: anonymous without a token; a verified client with one; else 401."""
     header = request.headers.get("authorization")
     if header is None:
-        return Principal(client_id=None, scopes=runtime.settings.api.anonymous_scopes)
+        return Principal(client_id=None, scopes=anonymous_scopes)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip() or runtime.token_verifier is None:
         raise Unauthenticated()
@@ -40,8 +40,8 @@ def principal_of(request: Request, runtime: Runtime) -> Principal:
     return Principal(client_id=client_id, scopes=scopes)
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """Build the HTTP application around a runtime."""
+def create_app(runtime: Runtime, *, anonymous_scopes: frozenset[str] = frozenset()) -> FastAPI:
+    """Build the HTTP application; only `cityos demo` grants anonymous callers any scope."""
     api_settings = runtime.settings.api
     app = FastAPI(
         title="cityos",
@@ -67,7 +67,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     async def context_getter(request: Request) -> GraphQLContext:
-        return GraphQLContext(runtime=runtime, principal=principal_of(request, runtime))
+        return GraphQLContext(
+            runtime=runtime, principal=principal_of(request, runtime, anonymous_scopes)
+        )
 
     graphql: GraphQLRouter[GraphQLContext, None] = GraphQLRouter(
         build_schema(),

@@ -35,7 +35,7 @@ def demo(
     secure: Annotated[bool, typer.Option("--secure", help="no anonymous read access")] = False,
 ) -> None:
     """Run API, embedded broker, ingest worker and the Omaezaki sensor simulator."""
-    settings = _demo_settings(load_settings(), secure=secure)
+    settings = _demo_settings(load_settings())
     runtime = Runtime.open(settings)
     try:
         _register_simulated_devices(runtime)
@@ -54,7 +54,12 @@ def demo(
             try:
                 broker_name = broker.name if broker else "external"
                 _print_banner(http_port, url, broker_name, worker.protocol, secure=secure)
-                serve_http(runtime, host=HOST, port=http_port)
+                serve_http(
+                    runtime,
+                    host=HOST,
+                    port=http_port,
+                    anonymous_scopes=frozenset() if secure else READ_SCOPES,
+                )
             finally:
                 simulator.stop()
                 publisher.close()
@@ -63,15 +68,9 @@ def demo(
     typer.echo("cityos demo stopped")
 
 
-def _demo_settings(settings: Settings, *, secure: bool) -> Settings:
-    """Dev mode on; anonymous callers get the read scopes unless --secure."""
-    api = settings.api.model_copy(
-        update={
-            "dev_mode": True,
-            "anonymous_scopes": settings.api.anonymous_scopes if secure else READ_SCOPES,
-        }
-    )
-    return settings.model_copy(update={"api": api})
+def _demo_settings(settings: Settings) -> Settings:
+    """The demo runs in dev mode (GraphiQL)."""
+    return settings.model_copy(update={"api": settings.api.model_copy(update={"dev_mode": True})})
 
 
 def _register_simulated_devices(runtime: Runtime) -> None:

@@ -31,7 +31,7 @@ def add(
 ) -> None:
     """Register a device and its sensors; print its MQTT credentials once."""
     if (lat is None) != (lon is None):
-        raise fail("--lat and --lon go together")
+        raise typer.BadParameter("--lat and --lon go together")
     runtime = Runtime.open(load_settings())
     try:
         device, sensors = build_device(
@@ -44,7 +44,9 @@ def add(
             known_formats=runtime.decoders.keys(),
         )
         credentials = register_device(catalog=runtime.catalog, device=device, sensors=sensors)
-    except (InvalidInput, AlreadyExists) as exc:
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc)) from None  # a usage error: exit code 2
+    except AlreadyExists as exc:
         raise fail(str(exc)) from None
     finally:
         runtime.close()

@@ -81,11 +81,16 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise _StopRequested(signum)
 
 
-def serve_http(runtime: Runtime, *, host: str, port: int) -> None:
+def serve_http(
+    runtime: Runtime,
+    *,
+    host: str,
+    port: int,
+    anonymous_scopes: frozenset[str] = frozenset(),
+) -> None:
     """Serve the API until Ctrl-C / SIGTERM, then return so callers can clean up."""
-    config = uvicorn.Config(
-        create_app(runtime), host=host, port=port, log_level="warning", access_log=False
-    )
+    app = create_app(runtime, anonymous_scopes=anonymous_scopes)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
     # handler that was installed before it ran. Ours turns that into a normal return, so the
     # embedded broker, worker and stores are stopped instead of the process dying.
