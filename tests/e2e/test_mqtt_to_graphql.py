@@ -25,7 +25,6 @@ from testkit.services import Mosquitto
 @pytest.fixture
 def stack(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Runtime, IngestWorker]]:
     settings = Settings(data_dir=tmp_path / "data")
-    settings.mqtt.url = mosquitto.url
     runtime = Runtime.open(settings)
     device, sensors = build_device(
         device_id="omaezaki-port",

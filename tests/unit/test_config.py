@@ -36,12 +36,12 @@ def test_contract_environment_variables(
 ) -> None:
     env = {
         "CITYOS__DATA_DIR": "/var/lib/cityos",
-        "CITYOS__DB__URL": "postgresql+psycopg://cityos@db/cityos",
+        "CITYOS__DB__URL": "postgresql+psycopg://cityos:dbpw@db/cityos",
         "CITYOS__TIMESERIES__BACKEND": "influxdb",
         "CITYOS__TIMESERIES__URL": "http://influx:8086",
         "CITYOS__TIMESERIES__DATABASE": "omaezaki",
         "CITYOS__TIMESERIES__TOKEN": "s3cret-token",
-        "CITYOS__MQTT__URL": "mqtts://worker:pw@broker:8883",
+        "CITYOS__MQTT__URL": "mqtts://worker:mqpw@broker:8883",
         "CITYOS__MQTT__CLIENT_ID": "ingest-1",
         "CITYOS__MQTT__SHARE_GROUP": "workers",
         "CITYOS__INGEST__MAX_PAYLOAD_BYTES": "1024",
@@ -52,13 +52,16 @@ def test_contract_environment_variables(
         monkeypatch.setenv(key, value)
     settings = load_settings()
     assert settings.data_dir == Path("/var/lib/cityos")
-    assert settings.db_url == "postgresql+psycopg://cityos@db/cityos"
+    assert settings.db_url == "postgresql+psycopg://cityos:dbpw@db/cityos"
     assert settings.timeseries.backend == "influxdb"
     assert settings.timeseries.database == "omaezaki"
     assert settings.timeseries.token is not None
     assert settings.timeseries.token.get_secret_value() == "s3cret-token"
-    assert "s3cret-token" not in repr(settings)  # secrets never show in logs or reprs
-    assert settings.mqtt.url == "mqtts://worker:pw@broker:8883"
+    for secret in ("s3cret-token", "dbpw", "mqpw"):  # secrets never show in logs or reprs
+        assert secret not in repr(settings)
+        assert secret not in str(settings.model_dump())
+    assert settings.mqtt.url is not None
+    assert settings.mqtt.url.get_secret_value() == "mqtts://worker:mqpw@broker:8883"
     assert settings.mqtt.client_id == "ingest-1"
     assert settings.mqtt.share_group == "workers"
     assert settings.ingest.max_payload_bytes == 1024
@@ -91,3 +94,11 @@ def test_settings_are_not_read_at_import(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_read_scopes_cover_every_domain() -> None:
     assert frozenset({"disaster:read", "tourism:read", "health:read"}) == READ_SCOPES
+
+
+def test_redacted_urls_hide_passwords() -> None:
+    from cityos.platform.cli.stack import redact_url
+
+    assert redact_url("mqtt://w:secret@broker:1883") == "mqtt://w:***@broker:1883"
+    assert redact_url("mqtt://w:secret@[::1]:1883") == "mqtt://w:***@[::1]:1883"
+    assert redact_url("mqtt://broker:1883") == "mqtt://broker:1883"

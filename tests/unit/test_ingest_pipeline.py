@@ -345,7 +345,7 @@ def test_stopping_during_a_catalog_outage_acks_nothing_more() -> None:
 
 def test_nul_characters_never_reach_the_dead_letter_store() -> None:
     outcome = make_pipeline(FakeStore(), []).process(
-        Acks().message(1, TOPIC, b'{"tide\u0000level": 1, "\u0000": 2}')
+        Acks().message(1, TOPIC, rb'{"tide\u0000level": 1, "\u0000": 2}')
     )
     assert len(outcome.rejections) == 2
     for rejection in outcome.rejections:

@@ -18,7 +18,7 @@ from cityos.platform.domain.model import Domain
 class DbSettings(BaseModel):
     """The SQL catalog."""
 
-    url: str | None = Field(
+    url: SecretStr | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file `catalog.db` in the data dir",
     )
@@ -38,7 +38,7 @@ class TimeSeriesSettings(BaseModel):
 class MqttSettings(BaseModel):
     """The MQTT broker that devices publish to."""
 
-    url: str | None = Field(
+    url: SecretStr | None = Field(
         default=None,
         description="`mqtt://user:pass@host:port` (`mqtts://` for TLS); unset = embedded broker",
     )
@@ -142,8 +142,8 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         """The catalog's SQLAlchemy URL (the configured one, else SQLite in the data dir)."""
-        if self.db.url:
-            return self.db.url
+        if self.db.url is not None:
+            return self.db.url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
 
 

@@ -30,6 +30,8 @@ from cityos.platform.ports import Message, MessageHandler
 
 log = logging.getLogger(__name__)
 
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client used our client id
+
 DEVICE_UPLINK_FILTER = "cityos/v1/devices/+/up"
 SUBSCRIBE_QOS = 1
 
@@ -138,6 +140,12 @@ class MqttMessageSource:
                     self.subscription,
                     SUBSCRIBE_QOS,
                 )
+                if not self._shared:
+                    log.warning(
+                        "no shared subscription: run only ONE ingest worker against %s, or every "
+                        "message is processed by each of them",
+                        self.url.redacted(),
+                    )
                 return
             self._abandon()
             if outcome is Outcome.NO_V5 and v5:
@@ -245,7 +253,14 @@ class MqttMessageSource:
         with self._state_lock:
             was_connected, self._connected = self._connected, False
             self._subscribed = False
-        if was_connected and not self._stopping:
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            log.error(
+                "another client connected to %s with our client id %r and took over the session; "
+                "every ingest worker needs its own CITYOS__MQTT__CLIENT_ID",
+                self.url.redacted(),
+                self.client_id,
+            )
+        elif was_connected and not self._stopping:
             log.warning(
                 "MQTT source lost its connection to %s (%s); reconnecting with backoff",
                 self.url.redacted(),

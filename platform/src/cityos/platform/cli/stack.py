@@ -25,7 +25,9 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return parts._replace(netloc=netloc).geturl()
 
 
@@ -50,8 +52,8 @@ def mqtt_endpoint(
     runtime: Runtime, *, host: str, port: int
 ) -> Iterator[tuple[str, EmbeddedBroker | None]]:
     """The configured broker URL, or an embedded broker started for the block."""
-    if runtime.settings.mqtt.url:
-        yield runtime.settings.mqtt.url, None
+    if runtime.settings.mqtt.url is not None:
+        yield runtime.settings.mqtt.url.get_secret_value(), None
         return
     broker = start_embedded_broker(
         runtime.settings, host=host, port=port_or_free(host, port, "MQTT")
