@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cityos.platform.config import IngestSettings
-from cityos.platform.domain.errors import PayloadError, RetryableError
+from cityos.platform.domain.errors import PayloadError, RejectedPoints, RetryableError
 from cityos.platform.domain.model import Device, Domain, Observation, Rejection, Sensor
 from cityos.platform.ingest.directory import DeviceDirectory
 from cityos.platform.ingest.pipeline import IngestPipeline
@@ -90,8 +90,25 @@ class FakeStore:
         self.failures_left = 0
         self.writes = 0
         self.poison_value: float | None = None
+        self.refuse_value: float | None = None
+        self.sensors_seen: dict[str, Sensor] = {}
 
-    def write(self, observations: Sequence[Observation]) -> None:
+    def write(
+        self, observations: Sequence[Observation], *, sensors: dict[str, Sensor] | None = None
+    ) -> None:
+        self.sensors_seen = dict(sensors or {})
+        if self.refuse_value is not None:
+            refused = {
+                i: "field type conflict"
+                for i, o in enumerate(observations)
+                if o.value == self.refuse_value
+            }
+            for i, obs in enumerate(observations):
+                if i not in refused:
+                    self.rows[(obs.sensor_id, obs.time)] = obs
+            if refused:
+                raise RejectedPoints("partial write", rejected=refused)
+            return
         if self.failures_left:
             self.failures_left -= 1
             raise RetryableError("store down", service="fake")
@@ -390,3 +407,22 @@ def test_a_dead_writer_is_reported_unhealthy() -> None:
     pipeline.submit(_message(1, 1.0, Acks()))
     _wait_for(lambda: not pipeline.healthy)
     pipeline.stop(timeout=1)
+
+
+def test_points_refused_by_the_store_are_dead_lettered_exactly() -> None:
+    store, dead, acks = FakeStore(), [], Acks()
+    store.refuse_value = 2.0
+    pipeline = make_pipeline(store, dead, flush_interval_ms=50)
+    pipeline.start()
+    try:
+        for number, value in enumerate([1.0, 2.0, 3.0]):
+            pipeline.submit(_message(number, value, acks))
+        _wait_for(lambda: len(acks.order) == 3)
+    finally:
+        pipeline.stop()
+    assert sorted(obs.value for obs in store.rows.values()) == [1.0, 3.0]
+    [rejection] = dead
+    assert rejection.reason.startswith("store_refused: port.tide_level at ")
+    assert rejection.reason.endswith(": field type conflict")
+    assert '"tide_level": 2.0' in rejection.excerpt
+    assert store.sensors_seen["port.tide_level"].domain is Domain.DISASTER

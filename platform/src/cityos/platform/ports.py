@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from cityos.platform.domain.model import (
@@ -39,10 +39,18 @@ class TimeSeriesStore(Protocol):
 
     name: str
 
-    def write(self, observations: Sequence[Observation]) -> None:
+    def write(
+        self,
+        observations: Sequence[Observation],
+        *,
+        sensors: Mapping[str, Sensor] | None = None,
+    ) -> None:
         """Store observations durably; the same (sensor, time) written twice is stored once.
 
-        Raises RetryableError when the store is unreachable; then nothing may be acked.
+        `sensors` (by id) describe the series for stores that tag them (device, quantity,
+        domain); without it a store derives what it can from the sensor id. Raises
+        RetryableError when the store is unreachable (then nothing may be acked), and
+        RejectedPoints when the store refused some points for good (the rest are stored).
         """
 
     def query_range(
@@ -65,11 +73,42 @@ class TimeSeriesStore(Protocol):
         """The newest observation of each sensor that has one, in one round trip."""
         ...
 
+    def aggregate(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        every: timedelta,
+        offset: timedelta,
+        functions: frozenset[str],
+    ) -> list[WindowAggregate]:
+        """Aggregates of the observations in [start, end), in fixed windows, in one round trip.
+
+        Window starts are `offset + k * every` after the Unix epoch (UTC), so `offset` aligns
+        windows (e.g. -9h for days starting at midnight in Japan); the first window may start
+        before `start`, but only observations inside [start, end) count. `functions` is a
+        subset of AGGREGATE_FUNCTIONS. Only non-empty windows are returned, oldest first
+        (filling gaps is the caller's business).
+        """
+        ...
+
     def ping(self) -> None:
         """Raise RetryableError unless the store answers."""
 
     def close(self) -> None:
         """Release connections."""
+
+
+AGGREGATE_FUNCTIONS = frozenset({"mean", "min", "max", "sum", "count", "first", "last"})
+
+
+@dataclass(frozen=True, slots=True)
+class WindowAggregate:
+    """The aggregates of one non-empty window; `count` is a float like the others."""
+
+    start: datetime
+    values: Mapping[str, float]
 
 
 # ---------------------------------------------------------------- catalog

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import ConfigError, InvalidInput, RetryableError
-from cityos.platform.domain.model import Observation, Quality
+from cityos.platform.domain.model import Observation, Quality, Sensor
 
 FILENAME = "timeseries.db"
 SCHEMA_VERSION = 1
@@ -169,8 +169,16 @@ class SqliteTimeSeriesStore:
 
     # ------------------------------------------------------------ writes
 
-    def write(self, observations: Sequence[Observation]) -> None:
-        """Upsert observations in one durable transaction (later write of a key wins)."""
+    def write(
+        self,
+        observations: Sequence[Observation],
+        *,
+        sensors: Mapping[str, Sensor] | None = None,
+    ) -> None:
+        """Upsert observations in one durable transaction (later write of a key wins).
+
+        `sensors` is accepted for the port's sake: rows are keyed by sensor id alone here.
+        """
         if not observations:
             return
         now_ns = to_ns(datetime.now(UTC))

@@ -52,3 +52,15 @@ class PayloadError(CityosError):
         self.reason = reason
         raw = excerpt.encode("utf-8", "replace") if isinstance(excerpt, str) else excerpt
         self.excerpt = raw[:200].decode("utf-8", "replace")
+
+
+class RejectedPoints(CityosError):
+    """The store refused some points for good (e.g. a field-type conflict); the rest are stored.
+
+    `rejected` maps the index of each refused observation in the written batch to the store's
+    reason, so the writer can dead-letter exactly those.
+    """
+
+    def __init__(self, message: str, *, rejected: dict[int, str]) -> None:
+        super().__init__(message)
+        self.rejected = rejected

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from cityos.platform.domain.model import Observation, Rejection
+from cityos.platform.domain.model import Observation, Rejection, Sensor
 from cityos.platform.ports import Message
 
 log = logging.getLogger("cityos.platform.ingest.pipeline")
@@ -21,6 +21,7 @@ class Outcome:
     observations: list[Observation] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
+    sensors: dict[str, Sensor] = field(default_factory=dict)  # of the observations, by id
 
 
 def clean_text(text: str) -> str:

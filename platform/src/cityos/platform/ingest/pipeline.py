@@ -16,8 +16,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from cityos.platform.config import IngestSettings
-from cityos.platform.domain.errors import PayloadError, RetryableError
-from cityos.platform.domain.model import Observation, Rejection
+from cityos.platform.domain.errors import PayloadError, RejectedPoints, RetryableError
+from cityos.platform.domain.model import Observation, Rejection, Sensor
 from cityos.platform.ingest.directory import DeviceDirectory
 from cityos.platform.ingest.outcome import (
     EXCERPT_BYTES,
@@ -194,6 +194,7 @@ class IngestPipeline:
                 )
             else:
                 outcome.observations.append(result)
+                outcome.sensors[result.sensor_id] = entry.sensors[str(reading.quantity)]
 
     def _reject(
         self,
@@ -298,12 +299,12 @@ class IngestPipeline:
         """Write a batch, then ack its messages in order; False if stopped before writing."""
         started = time.monotonic()
         try:
-            if not self._retrying(batch.observations(), batch.rejections()):
+            if not self._write(batch.items):
                 return False
         except Exception:  # the store refused something for good: find it, keep the rest
             log.exception("batch of %d messages refused; writing them one by one", len(batch.items))
-            for message, outcome in batch.items:
-                if not self._write_one(message, outcome):
+            for item in batch.items:
+                if not self._write_one(item):
                     return False
         self._metrics.write_seconds.observe(time.monotonic() - started)
         observations = sum(len(outcome.observations) for _, outcome in batch.items)
@@ -315,17 +316,48 @@ class IngestPipeline:
             self._metrics.ack_lag_seconds.observe((now - message.received_at).total_seconds())
         return True
 
-    def _write_one(self, message: Message, outcome: Outcome) -> bool:
-        """Write one message's results; dead-letter it if the store refuses it for good."""
+    def _write(self, items: Sequence[tuple[Message, Outcome]]) -> bool:
+        """Write observations, then dead letters (refused points included); False if stopped."""
+        observations: list[Observation] = []
+        owners: list[Message] = []
+        sensors: dict[str, Sensor] = {}
+        rejections: list[Rejection] = []
+        for message, outcome in items:
+            observations += outcome.observations
+            owners += [message] * len(outcome.observations)
+            sensors.update(outcome.sensors)
+            rejections += outcome.rejections
         try:
-            return self._retrying(outcome.observations, outcome.rejections)
+            if not self._retrying(lambda: self._store.write(observations, sensors=sensors)):
+                return False
+        except RejectedPoints as exc:  # the rest is stored; dead-letter exactly these points
+            refused = Outcome()
+            for index, reason in sorted(exc.rejected.items()):
+                point = observations[index]
+                self._reject(
+                    refused,
+                    owners[index],
+                    "store_refused",
+                    f"{point.sensor_id} at {point.time.isoformat()}: {reason}",
+                    device_id=point.sensor_id.partition(".")[0],
+                    quantity=point.sensor_id.partition(".")[2],
+                )
+            self._metrics.rejected.labels(reason="store_refused").inc(len(exc.rejected))
+            rejections += refused.rejections
+        return not rejections or self._retrying(lambda: self._record_rejections(rejections))
+
+    def _write_one(self, item: tuple[Message, Outcome]) -> bool:
+        """Write one message's results; dead-letter it if the store refuses it for good."""
+        message, outcome = item
+        try:
+            return self._write([item])
         except Exception as exc:
             refused = Outcome()
             self._reject(refused, message, "store_refused", f"the store refused it: {exc!r}")
             self._metrics.rejected.labels(reason="store_refused").inc()
             outcome.observations.clear()
             try:
-                return self._retrying([], refused.rejections)
+                return self._retrying(lambda: self._record_rejections(refused.rejections))
             except Exception:
                 log.exception(
                     "could not even dead-letter a message on %s; dropping it: %r",
@@ -334,17 +366,12 @@ class IngestPipeline:
                 )
                 return True
 
-    def _retrying(
-        self, observations: Sequence[Observation], rejections: Sequence[Rejection]
-    ) -> bool:
-        """Write, retrying with backoff while the store is down; False if stopped first."""
+    def _retrying(self, write: Callable[[], None]) -> bool:
+        """Run a write, retrying with backoff while the store is down; False if stopped first."""
         delay = 0.1
         while True:
             try:
-                if observations:
-                    self._store.write(observations)
-                if rejections:
-                    self._record_rejections(rejections)
+                write()
                 return True
             except RetryableError as exc:
                 self._metrics.write_failures.inc()
