@@ -170,7 +170,7 @@ def test_compose_file_validates_with_docker_compose() -> None:
 
 
 def test_compose_has_the_documented_services() -> None:
-    assert {"postgres", "mosquitto", "api", "ingest"} <= set(services())
+    assert {"postgres", "influxdb", "mosquitto", "api", "ingest"} <= set(services())
     assert services()["postgres"]["image"].startswith("postgres:15")
     assert services()["mosquitto"]["image"] == "eclipse-mosquitto:2"
     healthcheck = " ".join(services()["postgres"]["healthcheck"]["test"])
@@ -204,6 +204,20 @@ def test_cityos_environment_points_at_postgres_and_mosquitto() -> None:
         mqtt = urlsplit(env["CITYOS__MQTT__URL"])
         assert (mqtt.scheme, mqtt.hostname, mqtt.port) == ("mqtt", "mosquitto", 1883), name
         assert env["CITYOS__DATA_DIR"] == DATA_DIR, name
+
+
+def test_cityos_environment_points_at_influxdb() -> None:
+    influx = services()["influxdb"]
+    assert influx["image"].startswith("influxdb:1.")  # the v1 HTTP API our adapter speaks
+    assert "ports" not in influx  # only the cityos containers talk to it
+    for name, service in cityos_services().items():
+        env = environment(service)
+        assert env["CITYOS__TIMESERIES__BACKEND"] == "influxdb", name
+        url = urlsplit(env["CITYOS__TIMESERIES__URL"])
+        assert (url.scheme, url.hostname, url.port) == ("http", "influxdb", 8086), name
+        assert env["CITYOS__TIMESERIES__DATABASE"] == influx["environment"]["INFLUXDB_DB"], name
+        assert env["CITYOS__TIMESERIES__USERNAME"] == influx["environment"]["INFLUXDB_USER"], name
+        assert service["depends_on"]["influxdb"]["condition"] == "service_healthy", name
 
 
 def test_api_and_ingest_share_a_named_data_volume() -> None:
