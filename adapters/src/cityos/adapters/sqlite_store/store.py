@@ -10,9 +10,11 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cityos.adapters.sqlite_store.aggregate import build_query
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import ConfigError, InvalidInput, RetryableError
 from cityos.platform.domain.model import Observation, Quality, Sensor
+from cityos.platform.ports import WindowAggregate
 
 FILENAME = "timeseries.db"
 SCHEMA_VERSION = 1
@@ -87,6 +89,11 @@ def _identity(path: Path) -> tuple[int, int]:
     """(device, inode) of a file, to notice it being deleted or replaced."""
     stat = path.stat()
     return stat.st_dev, stat.st_ino
+
+
+def _duration_ns(length: timedelta) -> int:
+    """Nanoseconds of a timedelta, exactly."""
+    return (length.days * 86_400 + length.seconds) * 1_000_000_000 + length.microseconds * 1_000
 
 
 def _bound_ns(moment: datetime) -> int:
@@ -263,6 +270,36 @@ class SqliteTimeSeriesStore:
                         sensor_id, from_ns(time_ns), value, _QUALITY_OF[quality], from_ns(ingested)
                     )
         return found
+
+    def aggregate(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        every: timedelta,
+        offset: timedelta,
+        functions: frozenset[str],
+    ) -> list[WindowAggregate]:
+        """Aggregates per `offset + k * every` window of [start, end), in one SQL statement."""
+        query = build_query(
+            sensor_id=sensor_id,
+            start_ns=_bound_ns(start),
+            end_ns=_bound_ns(end),
+            every_ns=_duration_ns(every),
+            offset_ns=_duration_ns(offset),
+            functions=functions,
+        )
+        with self._reader() as conn:
+            rows = conn.execute(query.sql, query.params).fetchall()
+        names = query.functions
+        return [
+            WindowAggregate(
+                start=from_ns(query.window_start_ns(row[0])),
+                values={name: float(value) for name, value in zip(names, row[1:], strict=True)},
+            )
+            for row in rows
+        ]
 
     # ------------------------------------------------------------ lifecycle
 

@@ -11,10 +11,25 @@ from strawberry.types import Info
 
 from cityos.platform.api.graphql.common import PageInfo
 from cityos.platform.api.graphql.context import GraphQLContext
-from cityos.platform.api.graphql.enums import QualityEnum
+from cityos.platform.api.graphql.enums import AggregateEnum, FillEnum, QualityEnum
 from cityos.platform.api.graphql.unset import given
 from cityos.platform.domain.model import Observation
-from cityos.platform.observations.service import observations_page
+from cityos.platform.durations import Duration
+from cityos.platform.observations.service import SeriesOptions, series_page
+from cityos.platform.observations.windows import WindowValue
+
+OBSERVATIONS_DESCRIPTION = (
+    "Observations of one sensor in [from, to), oldest first, paged with first/after. "
+    "Without `every`: raw observations. With `every`: one node per window, `time` = window start "
+    "(the first window may start before `from`; only data in [from, to) counts), `value` = "
+    "`aggregate` (default MEAN) of the window's observations of any quality, `quality` GOOD; "
+    "windows are aligned in Asia/Tokyo (days at 00:00 JST, weeks on Monday, 1mo on the 1st, "
+    "3mo on Jan/Apr/Jul/Oct, 1y on Jan 1, 1fy on Apr 1) and empty ones follow `fill`. "
+    "`maxPoints` without `every`: raw observations if there are at most that many, otherwise "
+    "`aggregate` (default MEAN) over at most maxPoints windows of whole seconds starting at "
+    "`from`. `maxPoints` with `every`: LIMIT_EXCEEDED when there would be more windows. "
+    "`aggregate` or `fill` without `every` or `maxPoints` is BAD_USER_INPUT."
+)
 
 
 @strawberry.type(name="Observation", description="One value of a sensor at one time")
@@ -34,6 +49,11 @@ class ObservationType:
             quality=QualityEnum.of(observation.quality),
         )
 
+    @classmethod
+    def of_window(cls, window: WindowValue) -> ObservationType:
+        """A window as an observation: its start, its value (null when filled so), GOOD."""
+        return cls(time=window.start, value=window.value, quality=QualityEnum.GOOD)
+
 
 @strawberry.type(name="ObservationConnection")
 class ObservationConnection:
@@ -49,26 +69,44 @@ async def resolve_observations(
     sensor_id: strawberry.ID,
     from_: Annotated[datetime, strawberry.argument(name="from")],
     to: datetime,
+    every: Duration | None = strawberry.UNSET,
+    aggregate: AggregateEnum | None = strawberry.UNSET,
+    fill: FillEnum | None = FillEnum.NONE,
+    max_points: int | None = strawberry.UNSET,
     first: int | None = 1000,
     after: str | None = strawberry.UNSET,
 ) -> ObservationConnection:
-    """Raw observations of one sensor in [from, to), oldest first, paged."""
-    after = given(after)
+    """Observations of one sensor in [from, to): raw, windowed or downsampled, paged."""
+    chosen = given(aggregate)
+    options = SeriesOptions(
+        every=given(every),
+        aggregate=None if chosen is None else chosen.value,
+        fill=(fill or FillEnum.NONE).value,
+        max_points=given(max_points),
+    )
     runtime = info.context.runtime
     page = await asyncio.to_thread(
-        observations_page,
+        series_page,
         catalog=runtime.catalog,
         store=runtime.store,
         principal=info.context.principal,
         sensor_id=str(sensor_id),
         start=from_,
         end=to,
+        options=options,
         first=1000 if first is None else first,
-        after=after,
+        after=given(after),
         max_range_days=runtime.settings.api.max_range_days,
+        max_points=runtime.settings.api.max_points,
     )
+    nodes = [
+        ObservationType.of_window(item)
+        if isinstance(item, WindowValue)
+        else ObservationType.of(item)
+        for item in page.items
+    ]
     return ObservationConnection(
-        nodes=[ObservationType.of(item) for item in page.items],
+        nodes=nodes,
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         total_count=page.total_count,
     )

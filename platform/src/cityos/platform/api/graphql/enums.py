@@ -39,3 +39,33 @@ class QualityEnum(enum.Enum):
     def of(cls, quality: Quality) -> QualityEnum:
         """The GraphQL value of a quality value."""
         return cls(quality.value)
+
+
+@strawberry.enum(name="Aggregate", description="Function applied to the observations of a window")
+class AggregateEnum(enum.Enum):
+    """GraphQL Aggregate (values are the store's function names)."""
+
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
+    FIRST = "first"
+    LAST = "last"
+
+
+@strawberry.enum(
+    name="Fill",
+    description=(
+        "What empty windows become: NONE left out, NULL a null value, PREVIOUS the last "
+        "non-empty value (null before the first), LINEAR interpolated in time between the "
+        "neighbouring non-empty windows (null outside them)"
+    ),
+)
+class FillEnum(enum.Enum):
+    """GraphQL Fill (values are the platform's fill modes)."""
+
+    NONE = "none"
+    NULL = "null"
+    PREVIOUS = "previous"
+    LINEAR = "linear"

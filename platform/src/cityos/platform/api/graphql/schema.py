@@ -9,7 +9,11 @@ from strawberry.types import ExecutionContext
 
 from cityos.platform.api.graphql.errors import ClassifyErrors
 from cityos.platform.api.graphql.scalars import SCALAR_MAP
-from cityos.platform.observations.types import ObservationConnection, resolve_observations
+from cityos.platform.observations.types import (
+    OBSERVATIONS_DESCRIPTION,
+    ObservationConnection,
+    resolve_observations,
+)
 from cityos.platform.sensors.types import (
     SensorConnection,
     SensorType,
@@ -29,7 +33,7 @@ class Query:
         resolver=resolve_sensor, description="One sensor; null when unknown or hidden"
     )
     observations: ObservationConnection = strawberry.field(
-        resolver=resolve_observations, description="Raw observations of one sensor in [from, to)"
+        resolver=resolve_observations, description=OBSERVATIONS_DESCRIPTION
     )
 
 
