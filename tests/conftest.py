@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.influxd import Influxd, running_influxd
 from testkit.services import Mosquitto, running_mosquitto, throwaway_postgres_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,3 +38,10 @@ def no_cityos_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """A private influxd (1.x, no auth) per test module; use `.new_database()` per test."""
+    with running_influxd(tmp_path_factory.mktemp("influxd")) as server:
+        yield server

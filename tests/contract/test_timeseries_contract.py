@@ -25,6 +25,7 @@ from cityos.platform.config import Settings, TimeSeriesSettings
 from cityos.platform.domain.errors import ConfigError, RetryableError
 from cityos.platform.domain.model import Observation, Quality
 from cityos.platform.ports import TimeSeriesStore
+from testkit.influxd import shared_influxd
 
 StoreFactory = Callable[[Path], AbstractContextManager[TimeSeriesStore]]
 
@@ -44,8 +45,23 @@ def _sqlite_store(tmp_path: Path) -> AbstractContextManager[TimeSeriesStore]:
     return _entry_point_store("sqlite", settings)
 
 
+@contextmanager
+def _influxdb_store(tmp_path: Path) -> Iterator[TimeSeriesStore]:
+    server = shared_influxd()  # one influxd per test process, a fresh database per test
+    database = server.new_database()
+    settings = Settings(
+        timeseries=TimeSeriesSettings(backend="influxdb", url=server.url, database=database)
+    )
+    try:
+        with _entry_point_store("influxdb", settings) as opened:
+            yield opened
+    finally:
+        server.drop_database(database)
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite": _sqlite_store,
+    "influxdb": _influxdb_store,
 }
 
 T0 = datetime(2024, 4, 1, 0, 0, tzinfo=UTC)

@@ -1,0 +1,160 @@
+"""Line protocol for observations: series keys escaped by influxdb-client, cached per sensor.
+
+`Point.to_line_protocol()` costs ~27 µs a point; the measurement and tags of a sensor never
+change, so the library escapes them once per sensor and only the fields and the timestamp are
+formatted per point (the same text the library would produce; a property test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from influxdb_client import Point as _LibraryPoint
+
+from cityos.platform.domain.errors import InvalidInput
+from cityos.platform.domain.model import Observation, Quality, Sensor
+
+Point: Any = _LibraryPoint  # influxdb-client has no type hints
+
+MEASUREMENT = "observations"
+SENSOR_TAG = "sensor"
+CACHE_SIZE = 100_000  # series keys kept; far above any city's sensor count
+
+# Epoch nanoseconds in a signed 64-bit integer: InfluxDB's range (1677-09-21 .. 2262-04-11).
+MIN_NS = -(2**63) + 2  # InfluxDB reserves the extremes (models.MinNanoTime/MaxNanoTime)
+MAX_NS = 2**63 - 2
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Tag values that InfluxDB 1.x cannot store losslessly: it never unescapes a backslash in a tag
+# value (so `\,` in the value and a trailing `\` break), and the client writes a newline or tab
+# as the two characters `\n` / `\t`, which the server keeps as such. Those characters (and `%`,
+# so the mapping stays reversible) are percent-encoded (UTF-8) before the library escapes the
+# value. Contract ids (`[a-z0-9-]+.[a-z0-9_]+`) never contain any of them and are stored as is.
+_ENCODED = {"%", "\\"} | {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ENCODE_TABLE = str.maketrans({c: "".join(f"%{b:02X}" for b in c.encode()) for c in _ENCODED})
+
+
+def encode_tag_value(value: str) -> str:
+    """The stored form of a tag value: `%`, `\\` and control characters percent-encoded."""
+    return value.translate(_ENCODE_TABLE)
+
+
+def decode_tag_value(stored: str) -> str:
+    """The original of a stored tag value (inverse of `encode_tag_value`)."""
+    return unquote(stored, errors="strict") if "%" in stored else stored
+
+
+def to_ns(moment: datetime) -> int:
+    """Epoch nanoseconds of an aware datetime (InvalidInput if naive)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInput(f"time {moment.isoformat()} has no UTC offset", field="time")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def series_tags(sensor_id: str, sensor: Sensor | None) -> dict[str, str]:
+    """The tags of a sensor's series (stored form): sensor, device, quantity, domain."""
+    if sensor is not None:
+        device, quantity, domain = sensor.device_id, sensor.quantity, str(sensor.domain.value)
+    else:
+        device, _, quantity = sensor_id.partition(".")
+        domain = ""
+    tags = {SENSOR_TAG: sensor_id, "device": device, "quantity": quantity, "domain": domain}
+    # empty values are left out (InfluxDB refuses empty tag values), as the library does
+    return {key: encode_tag_value(value) for key, value in tags.items() if value}
+
+
+def series_key(sensor_id: str, sensor: Sensor | None) -> str:
+    """Measurement and tags of a sensor's series, escaped by influxdb-client."""
+    if not sensor_id:
+        raise InvalidInput("an empty sensor id cannot be stored", field="sensor_id")
+    try:
+        sensor_id.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"sensor id {sensor_id!r} is not valid Unicode", field="sensor_id"
+        ) from exc
+    point = Point(MEASUREMENT)
+    for key, value in series_tags(sensor_id, sensor).items():
+        point.tag(key, value)
+    line: str = point.field("_", 0).to_line_protocol()
+    return line.removesuffix(" _=0i")
+
+
+def _quality_field(quality: Quality) -> str:
+    line: str = Point("m").field("quality", quality.value).to_line_protocol()
+    return line.removeprefix("m ")
+
+
+_QUALITY_FIELDS: dict[str, str] = {quality: _quality_field(quality) for quality in Quality}
+
+
+class LineWriter:
+    """Formats observations as line protocol, with a bounded cache of series keys."""
+
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+        self._cache_size = cache_size
+        self._keys: dict[str, tuple[Sensor | None, str]] = {}
+
+    def key(self, sensor_id: str, sensor: Sensor | None) -> str:
+        """The cached escaped series key of a sensor."""
+        cached = self._keys.get(sensor_id)
+        if cached is not None and cached[0] is sensor:
+            return cached[1]
+        if cached is not None and cached[0] == sensor:
+            self._keys[sensor_id] = (sensor, cached[1])
+            return cached[1]
+        key = series_key(sensor_id, sensor)
+        if len(self._keys) >= self._cache_size:
+            self._keys.clear()  # rare (more sensors than the cache holds): start over
+        self._keys[sensor_id] = (sensor, key)
+        return key
+
+    def lines(
+        self,
+        observations: Sequence[Observation],
+        sensors: Mapping[str, Sensor] | None,
+        now_ns: int,
+    ) -> list[str]:
+        """One line (without newline) per observation, in order; InvalidInput on bad values."""
+        out: list[str] = []
+        append = out.append
+        get_sensor = (sensors or {}).get
+        quality_fields = _QUALITY_FIELDS
+        isfinite = math.isfinite
+        for obs in observations:
+            time_ns = to_ns(obs.time)
+            if not MIN_NS <= time_ns <= MAX_NS:
+                raise InvalidInput(
+                    f"time {obs.time.isoformat()} is outside 1677-09-21..2262-04-11", field="time"
+                )
+            value = float(obs.value)
+            if not isfinite(value):
+                raise InvalidInput(f"value {value} of {obs.sensor_id!r} is not finite")
+            quality = quality_fields.get(obs.quality)
+            if quality is None:
+                raise InvalidInput(f"unknown quality {obs.quality!r}", field="quality")
+            ingested = now_ns if obs.ingested_at is None else to_ns(obs.ingested_at)
+            text = repr(value)
+            if text.endswith(".0"):  # as the library writes floats: `1`, still a float field
+                text = text[:-2]
+            key = self.key(obs.sensor_id, get_sensor(obs.sensor_id))
+            # fields in the library's (sorted) order
+            append(f"{key} ingested_at={ingested}i,{quality},value={text} {time_ns}")
+        return out
+
+
+def reference_line(obs: Observation, sensor: Sensor | None, now_ns: int) -> str:
+    """The same line through `Point.to_line_protocol()` (slow; for tests and checks)."""
+    point = Point(MEASUREMENT)
+    for key, value in series_tags(obs.sensor_id, sensor).items():
+        point.tag(key, value)
+    ingested = now_ns if obs.ingested_at is None else to_ns(obs.ingested_at)
+    point.field("value", float(obs.value)).field("quality", obs.quality.value)
+    point.field("ingested_at", ingested).time(to_ns(obs.time))
+    line: str = point.to_line_protocol()
+    return line

@@ -1,0 +1,341 @@
+"""The InfluxDB TimeSeriesStore on the v1-compatible HTTP API (docs/timeseries-schema.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cityos.adapters.influxdb.http import (
+    InfluxHttp,
+    InfluxQueryError,
+    excerpt,
+    redact,
+    server_error,
+)
+from cityos.adapters.influxdb.influxql import (
+    duration,
+    quote_ident,
+    quote_string,
+    time_literal,
+    timedelta_ns,
+)
+from cityos.adapters.influxdb.lineprotocol import (
+    MAX_NS,
+    MEASUREMENT,
+    MIN_NS,
+    SENSOR_TAG,
+    LineWriter,
+    encode_tag_value,
+    to_ns,
+)
+from cityos.platform.config import Settings
+from cityos.platform.domain.errors import ConfigError, InvalidInput, RejectedPoints
+from cityos.platform.domain.model import Observation, Quality, Sensor
+from cityos.platform.ports import AGGREGATE_FUNCTIONS, WindowAggregate
+
+WRITE_CHUNK_LINES = 5_000
+WRITE_CHUNK_BYTES = 4_000_000  # well under 1.x's default [http] max-body-size of 25 MB
+LATEST_IDS_PER_STATEMENT = 500  # OR terms per statement; statements share one request
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_QUALITY_OF: dict[str, Quality] = {quality.value: quality for quality in Quality}
+_FIELDS = '"value", "quality", "ingested_at"'
+_FROM = "FROM " + quote_ident(MEASUREMENT)
+
+
+def from_ns(ns: int) -> datetime:
+    """The UTC datetime of epoch nanoseconds (sub-microsecond digits are dropped)."""
+    return _EPOCH + timedelta(microseconds=ns // 1_000)
+
+
+def _bound_ns(moment: datetime) -> int:
+    """A query bound in epoch ns, clamped to InfluxDB's range (so datetime.min works)."""
+    return min(max(to_ns(moment), MIN_NS), MAX_NS)
+
+
+def _sensor_is(sensor_id: str) -> str:
+    return f"{quote_ident(SENSOR_TAG)} = {quote_string(encode_tag_value(sensor_id))}"
+
+
+def _rows(result: Mapping[str, Any]) -> Iterable[tuple[dict[str, str], list[str], list[Any]]]:
+    """(tags, columns, row) of every row of one statement's result."""
+    for series in result.get("series") or []:
+        tags = series.get("tags") or {}
+        columns = series.get("columns") or []
+        for row in series.get("values") or []:
+            yield tags, columns, row
+
+
+def _observation(sensor_id: str, columns: list[str], row: list[Any]) -> Observation:
+    record = dict(zip(columns, row, strict=True))
+    ingested = record.get("ingested_at")
+    return Observation(
+        sensor_id=sensor_id,
+        time=from_ns(int(record["time"])),
+        value=float(record["value"]),
+        quality=_QUALITY_OF.get(str(record.get("quality")), Quality.SUSPECT),
+        ingested_at=None if ingested is None else from_ns(int(ingested)),
+    )
+
+
+class InfluxDbTimeSeriesStore:
+    """TimeSeriesStore on one InfluxDB database (measurement `observations`)."""
+
+    name = "influxdb"
+
+    def __init__(self, http: InfluxHttp, database: str) -> None:
+        self._http = http
+        self.database = database
+        self._lines = LineWriter()
+
+    # ------------------------------------------------------------ writes
+
+    def write(
+        self,
+        observations: Sequence[Observation],
+        *,
+        sensors: Mapping[str, Sensor] | None = None,
+    ) -> None:
+        """Write in chunks; refused points are found by bisection and raised as RejectedPoints."""
+        if not observations:
+            return
+        now_ns = to_ns(datetime.now(UTC))
+        lines = self._lines.lines(observations, sensors, now_ns)
+        rejected: dict[int, str] = {}
+        first = 0
+        while first < len(lines):
+            last, size = first, 0
+            while last < len(lines) and last - first < WRITE_CHUNK_LINES:
+                size += len(lines[last]) + 1
+                if size > WRITE_CHUNK_BYTES and last > first:
+                    break
+                last += 1
+            rejected.update(self._send(lines[first:last], first))
+            first = last
+        if rejected:
+            some = next(iter(rejected.values()))
+            raise RejectedPoints(
+                f"InfluxDB refused {len(rejected)} of {len(lines)} points (e.g. {excerpt(some)}); "
+                "the rest are stored",
+                rejected=rejected,
+            )
+
+    def _send(self, lines: list[str], first_index: int) -> dict[int, str]:
+        """POST lines; on HTTP 400 bisect to find every refused line (index -> reason)."""
+        response = self._http.request(
+            "POST",
+            "/write",
+            params={"db": self.database, "precision": "ns"},
+            content="\n".join(lines).encode(),
+            context=f"writing {len(lines)} points to database {self.database!r}",
+        )
+        status = response.status_code
+        if status in (200, 204):
+            return {}
+        reason = server_error(response)
+        if status in (400, 413):
+            # 1.x names only the first bad point (and `dropped=N`), so split until each
+            # refused point stands alone; rewriting the good ones is harmless (idempotent).
+            if len(lines) == 1:
+                return {first_index: reason}
+            middle = len(lines) // 2
+            rejected = self._send(lines[:middle], first_index)
+            rejected.update(self._send(lines[middle:], first_index + middle))
+            return rejected
+        if status == 404:
+            raise ConfigError(
+                f"InfluxDB at {self._http.url} has no database {self.database!r} ({reason}); "
+                + _create_help(self.database)
+            )
+        raise ConfigError(
+            f"InfluxDB at {self._http.url} answered a write with HTTP {status} "
+            f"({excerpt(reason)}); "
+            "is CITYOS__TIMESERIES__URL the v1-compatible API of InfluxDB?"
+        )
+
+    # ------------------------------------------------------------ reads
+
+    def _query(self, statement: str, context: str) -> list[dict[str, Any]]:
+        return self._http.query(statement, db=self.database, context=context)
+
+    def query_range(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        limit: int,
+        after: datetime | None = None,
+    ) -> list[Observation]:
+        """Raw observations with start <= time < end (and time > after), oldest first."""
+        low, high = _bound_ns(start), _bound_ns(end)
+        if after is not None:
+            low = max(low, _bound_ns(after) + 1)
+        if limit <= 0 or low >= high:
+            return []
+        statement = (
+            f"SELECT {_FIELDS} {_FROM} WHERE {_sensor_is(sensor_id)} "
+            f"AND time >= {time_literal(low)} AND time < {time_literal(high)} "
+            f"ORDER BY time ASC LIMIT {int(limit)}"
+        )
+        (result,) = self._query(statement, f"reading a range of {sensor_id!r}")
+        return [_observation(sensor_id, columns, row) for _, columns, row in _rows(result)]
+
+    def count_range(self, *, sensor_id: str, start: datetime, end: datetime) -> int:
+        """Number of observations with start <= time < end."""
+        low, high = _bound_ns(start), _bound_ns(end)
+        if low >= high:
+            return 0
+        statement = (
+            f'SELECT count("value") {_FROM} WHERE {_sensor_is(sensor_id)} '
+            f"AND time >= {time_literal(low)} AND time < {time_literal(high)}"
+        )
+        (result,) = self._query(statement, f"counting a range of {sensor_id!r}")
+        return sum(int(row[columns.index("count")]) for _, columns, row in _rows(result))
+
+    def latest(self, sensor_ids: Sequence[str]) -> dict[str, Observation]:
+        """The newest observation of each sensor that has one, in one request."""
+        wanted = {encode_tag_value(sid): sid for sid in dict.fromkeys(sensor_ids) if sid}
+        if not wanted:
+            return {}
+        stored = list(wanted)
+        statements = []
+        for first in range(0, len(stored), LATEST_IDS_PER_STATEMENT):
+            chunk = stored[first : first + LATEST_IDS_PER_STATEMENT]
+            match = " OR ".join(f'"{SENSOR_TAG}" = {quote_string(value)}' for value in chunk)
+            # ORDER BY time DESC LIMIT 1 per group returns one whole point; mixing last()
+            # selectors could combine fields of different points.
+            statements.append(
+                f"SELECT {_FIELDS} {_FROM} WHERE {match} "
+                f"GROUP BY {quote_ident(SENSOR_TAG)} ORDER BY time DESC LIMIT 1"
+            )
+        results = self._query(";".join(statements), f"reading the latest of {len(wanted)} sensors")
+        found: dict[str, Observation] = {}
+        for result in results:
+            for tags, columns, row in _rows(result):
+                sensor_id = wanted.get(tags.get(SENSOR_TAG, ""))
+                if sensor_id is None:
+                    continue
+                candidate = _observation(sensor_id, columns, row)
+                if sensor_id not in found or found[sensor_id].time < candidate.time:
+                    found[sensor_id] = candidate
+        return found
+
+    def aggregate(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        every: timedelta,
+        offset: timedelta,
+        functions: frozenset[str],
+    ) -> list[WindowAggregate]:
+        """Aggregates in windows `offset + k * every` after the epoch, non-empty ones only."""
+        unknown = set(functions) - AGGREGATE_FUNCTIONS
+        if unknown or not functions:
+            raise InvalidInput(
+                f"aggregate functions must be a non-empty subset of {sorted(AGGREGATE_FUNCTIONS)}"
+                f", got {sorted(functions)}",
+                field="aggregate",
+            )
+        every_ns = timedelta_ns(every)
+        if every_ns <= 0:
+            raise InvalidInput(f"window length {every} is not positive", field="every")
+        low, high = _bound_ns(start), _bound_ns(end)
+        if low >= high:
+            return []
+        names = sorted(functions)
+        selected = ", ".join(f'{name}("value") AS {quote_ident(name)}' for name in names)
+        offset_ns = timedelta_ns(offset) % every_ns  # InfluxQL wants 0 <= offset < every
+        window = duration(every_ns) + (f", {duration(offset_ns)}" if offset_ns else "")
+        statement = (
+            f"SELECT {selected} {_FROM} WHERE {_sensor_is(sensor_id)} "
+            f"AND time >= {time_literal(low)} AND time < {time_literal(high)} "
+            f"GROUP BY time({window}) fill(none)"
+        )
+        (result,) = self._query(statement, f"aggregating {sensor_id!r}")
+        windows: list[WindowAggregate] = []
+        for _, columns, row in _rows(result):
+            record = dict(zip(columns, row, strict=True))
+            values = {name: float(record[name]) for name in names if record.get(name) is not None}
+            if values:
+                windows.append(WindowAggregate(start=from_ns(int(record["time"])), values=values))
+        windows.sort(key=lambda window: window.start)
+        return windows
+
+    # ------------------------------------------------------------ lifecycle
+
+    def ping(self) -> None:
+        """Raise RetryableError unless InfluxDB answers /ping."""
+        self._http.ping()
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (idempotent)."""
+        self._http.close()
+
+
+def _create_help(database: str) -> str:
+    return (
+        f"create it: InfluxDB 1.x `CREATE DATABASE {quote_ident(database)}` (and GRANT ALL ON it "
+        f"to the configured user); 2.x a bucket plus a DBRP mapping (`influx bucket create "
+        f"--name {database}` then `influx v1 dbrp create --db {database} --rp autogen "
+        f"--bucket-id <bucket id> --default`); 3.x `influxdb3 create database {database}`"
+    )
+
+
+def ensure_database(http: InfluxHttp, database: str) -> None:
+    """Make sure the database exists: use it, else create it, else a ConfigError saying how."""
+    try:
+        http.query(
+            f"SHOW RETENTION POLICIES ON {quote_ident(database)}",
+            db=None,
+            context=f"looking for the database {database!r}",
+        )
+        return
+    except (InfluxQueryError, ConfigError) as exc:
+        missing = str(getattr(exc, "server_error", exc))
+    try:
+        http.query(
+            f"CREATE DATABASE {quote_ident(database)}",
+            db=None,
+            context=f"creating the database {database!r}",
+        )
+    except (InfluxQueryError, ConfigError) as exc:
+        refused = str(getattr(exc, "server_error", exc))
+        raise ConfigError(
+            f"InfluxDB at {http.url} has no database {database!r} that cityos can use "
+            f"({excerpt(missing)}) and refused to create it ({excerpt(refused)}); "
+            + _create_help(database)
+            + "; or set CITYOS__TIMESERIES__DATABASE / the credentials to ones that exist"
+        ) from exc
+
+
+def create_store(settings: Settings) -> InfluxDbTimeSeriesStore:
+    """Connect to the configured InfluxDB, check it answers and that the database exists."""
+    config = settings.timeseries
+    if not config.url:
+        raise ConfigError(
+            "CITYOS__TIMESERIES__BACKEND=influxdb needs CITYOS__TIMESERIES__URL, "
+            "e.g. http://localhost:8086 (the v1-compatible API of InfluxDB 1.x, 2.x or 3.x)"
+        )
+    if not config.url.startswith(("http://", "https://")):
+        raise ConfigError(
+            "CITYOS__TIMESERIES__URL must be an http:// or https:// URL, "
+            f"got {redact(config.url)!r}"
+        )
+    if not config.database:
+        raise ConfigError("CITYOS__TIMESERIES__DATABASE must name the InfluxDB database")
+    http = InfluxHttp(
+        config.url,
+        token=config.token.get_secret_value() if config.token is not None else None,
+        username=config.username,
+        password=config.password.get_secret_value() if config.password is not None else None,
+    )
+    try:
+        http.ping()
+        ensure_database(http, config.database)
+    except BaseException:
+        http.close()
+        raise
+    return InfluxDbTimeSeriesStore(http, config.database)
