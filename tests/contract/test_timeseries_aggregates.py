@@ -496,3 +496,28 @@ def test_downsampling_gives_at_most_max_points_windows_from_the_range_start(
     assert width == timedelta(seconds=1429)  # ceil(10000 / 7) whole seconds
     assert all(isinstance(w, WindowValue) and w.value is not None for w in got)
     assert got[0].value == pytest.approx(sum(range(143)) / 143)
+
+
+# ---------------------------------------------------------------- sqlite only
+
+
+def test_sqlite_aggregate_is_one_statement_and_refuses_huge_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    with STORE_FACTORIES["sqlite"](tmp_path) as opened:
+        t0 = datetime(2024, 4, 1, tzinfo=UTC)
+        opened.write([obs(SID, t0 + timedelta(minutes=i), float(i)) for i in range(3000)])
+        connect = opened._connect  # type: ignore[attr-defined]
+
+        def traced() -> object:
+            conn = connect()
+            conn.set_trace_callback(statements.append)
+            return conn
+
+        monkeypatch.setattr(opened, "_connect", traced)
+        got = agg(opened, t0, t0 + 3 * D, H, -9 * H)
+        assert len(got) == 50
+        assert [s for s in statements if not s.startswith("PRAGMA")] == [statements[-1]]
+        with pytest.raises(InvalidInput, match="2\\*\\*62"):
+            agg(opened, t0, t0 + D, timedelta(days=200 * 366))
