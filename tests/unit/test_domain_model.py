@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-import importlib
+import subprocess
 import sys
 from datetime import UTC, datetime
 
@@ -47,14 +48,17 @@ def test_values_are_frozen_and_slotted(value: object) -> None:
 
 
 def test_domain_model_imports_no_framework() -> None:
-    for name in list(sys.modules):
-        if name.startswith("cityos.platform.domain"):
-            del sys.modules[name]
-    before = set(sys.modules)
-    importlib.import_module("cityos.platform.domain.model")
-    importlib.import_module("cityos.platform.domain.ids")
-    added = {name.split(".")[0] for name in set(sys.modules) - before}
-    assert not added & {"strawberry", "fastapi", "sqlalchemy", "pydantic", "paho"}
+    # In a fresh interpreter: purging sys.modules here would give later tests second copies
+    # of the domain classes.
+    probe = (
+        "import sys, cityos.platform.domain.model, cityos.platform.domain.ids;"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(ast.literal_eval(result.stdout))
+    assert not loaded & {"strawberry", "fastapi", "sqlalchemy", "pydantic", "paho", "httpx"}
 
 
 def test_scopes_follow_domains() -> None:
