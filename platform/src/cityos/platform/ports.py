@@ -25,6 +25,7 @@ from cityos.platform.domain.model import (
     Device,
     Domain,
     Facility,
+    GeoPoint,
     Observation,
     Rejection,
     Sensor,
@@ -295,10 +296,11 @@ class DecodeContext:
 
 @dataclass(frozen=True, slots=True)
 class DecodedPayload:
-    """A decoder's output: readings to validate plus per-reading problems."""
+    """A decoder's output: readings to validate, per-reading problems, a reported location."""
 
     readings: list[Reading]
     problems: list[ReadingProblem] = field(default_factory=list)
+    location: GeoPoint | None = None  # e.g. SenML lat/lon records: the device moved
 
 
 @runtime_checkable
