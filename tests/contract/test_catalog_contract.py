@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -13,7 +14,7 @@ import pytest
 from cityos.adapters.sql.catalog import SqlCatalog, create_catalog
 from cityos.platform import plugins
 from cityos.platform.config import DbSettings, Settings
-from cityos.platform.domain.errors import AlreadyExists, InvalidInput, RetryableError
+from cityos.platform.domain.errors import AlreadyExists, InvalidInput, NotFound, RetryableError
 from cityos.platform.domain.model import (
     Dataset,
     Device,
@@ -23,7 +24,7 @@ from cityos.platform.domain.model import (
     Rejection,
     Sensor,
 )
-from cityos.platform.ports import Catalog, UpsertCounts
+from cityos.platform.ports import Catalog, DeviceCredential, UpsertCounts
 
 JST = timezone(timedelta(hours=9))
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=JST)
@@ -239,6 +240,88 @@ def test_concurrent_adds_of_one_id_let_exactly_one_win(catalog: Catalog) -> None
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["added"] + ["exists"] * 7
+
+
+def test_update_device_changes_name_location_and_upserts_sensors(catalog: Catalog) -> None:
+    tide, wave = (
+        make_sensor("omaezaki-port", "tide_level"),
+        make_sensor("omaezaki-port", "wave_height"),
+    )
+    catalog.add_device(make_device(), [tide, wave], credential_hash="$7$h")
+    moved = replace(make_device(), name=HOSTILE, location=GeoPoint(lat=34.61, lon=138.23))
+    ranged = replace(tide, valid_min=-1.0, valid_max=None, location=moved.location)
+    added = replace(make_sensor("omaezaki-port", "water_temp"), unit="Cel")
+    catalog.update_device(moved, [ranged, added, replace(wave, retired=True)])
+    device = catalog.get_device("omaezaki-port")
+    assert device is not None
+    assert (device.name, device.location) == (HOSTILE, moved.location)
+    assert device.domain == Domain.DISASTER
+    assert device.revoked is False
+    assert catalog.sensors_of_device("omaezaki-port") == [
+        ranged,
+        added,  # ordered by id: water_temp < wave_height
+        replace(wave, retired=True),
+    ]
+    # sensors not given stay as they are; a retired one comes back when given again
+    catalog.update_device(moved, [wave])
+    assert catalog.get_sensor("omaezaki-port.wave_height") == wave
+    assert catalog.get_sensor("omaezaki-port.tide_level") == ranged
+    assert catalog.device_credentials()[0].credential_hash == "$7$h"  # untouched
+
+
+def test_update_device_refuses_unknown_devices_and_foreign_sensors(catalog: Catalog) -> None:
+    with pytest.raises(NotFound):
+        catalog.update_device(make_device("nope"), [])
+    add_devices(catalog)
+    with pytest.raises(InvalidInput):
+        catalog.update_device(make_device("city-hall"), [make_sensor("cape-wind", "wbgt")])
+    assert catalog.get_sensor("city-hall.wbgt") == make_sensor("city-hall", "wbgt", Domain.HEALTH)
+
+
+def test_credentials_rotate_and_revoke(catalog: Catalog) -> None:
+    catalog.add_device(make_device("b-device"), [], credential_hash="$7$1$old")
+    catalog.add_device(make_device("a-device"), [])
+    assert catalog.device_credentials() == [
+        DeviceCredential("a-device", None, False),
+        DeviceCredential("b-device", "$7$1$old", False),
+    ]
+    catalog.set_credential_hash("b-device", "$7$1$new")
+    catalog.revoke_device("a-device")
+    catalog.revoke_device("a-device")  # idempotent
+    assert catalog.device_credentials() == [
+        DeviceCredential("a-device", None, True),
+        DeviceCredential("b-device", "$7$1$new", False),
+    ]
+    revoked = catalog.get_device("a-device")
+    assert revoked is not None
+    assert revoked.revoked
+    for call in (
+        lambda: catalog.set_credential_hash("nope", "$7$x"),
+        lambda: catalog.revoke_device("nope"),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert [d.id for d in catalog.list_devices()] == ["a-device", "b-device"]
+
+
+def test_updates_bump_updated_at(catalog: SqlCatalog) -> None:
+    catalog.add_device(make_device(), [])
+
+    def updated_at() -> datetime:
+        with catalog.engine.connect() as connection:
+            value = connection.exec_driver_sql("select updated_at from devices").scalar_one()
+        return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+    before = updated_at()
+    for change in (
+        lambda: catalog.set_credential_hash("omaezaki-port", "$7$x"),
+        lambda: catalog.update_device(make_device(), []),
+        lambda: catalog.revoke_device("omaezaki-port"),
+    ):
+        time.sleep(0.01)
+        change()
+        assert updated_at() > before
+        before = updated_at()
 
 
 def test_list_devices_is_ordered_by_id(catalog: Catalog) -> None:

@@ -53,6 +53,12 @@ class MqttSettings(BaseModel):
     receive_maximum: int = Field(
         default=1000, ge=1, le=65535, description="MQTT v5 Receive Maximum (unacked in flight)"
     )
+    worker_password: SecretStr | None = Field(
+        default=None, description="password `mosquitto sync --worker-username` gives the workers"
+    )
+    worker_password_file: Path | None = Field(
+        default=None, description="... or a secret file holding it (first line)"
+    )
 
 
 class IngestSettings(BaseModel):

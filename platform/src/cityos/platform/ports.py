@@ -125,6 +125,15 @@ class UpsertCounts:
     withdrawn: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceCredential:
+    """A device's MQTT password hash (mosquitto `$7$`, None if it has none) and revoked flag."""
+
+    device_id: str
+    credential_hash: str | None
+    revoked: bool
+
+
 @runtime_checkable
 class Catalog(Protocol):
     """The SQL catalog: devices, sensors, facilities, datasets, alerts, dead letters."""
@@ -158,6 +167,22 @@ class Catalog(Protocol):
 
     def sensors_of_device(self, device_id: str) -> list[Sensor]:
         """The sensors of one device (retired ones included), ordered by id."""
+        ...
+
+    def update_device(self, device: Device, sensors: Sequence[Sensor]) -> None:
+        """Store a device's new name and location; upsert `sensors` by id; NotFound if unknown.
+
+        Sensors not given are left as they are; a sensor given with `retired=True` is retired.
+        """
+
+    def set_credential_hash(self, device_id: str, credential_hash: str) -> None:
+        """Replace a device's MQTT password hash; NotFound if the device is unknown."""
+
+    def revoke_device(self, device_id: str) -> None:
+        """Mark a device revoked (idempotent); NotFound if the device is unknown."""
+
+    def device_credentials(self) -> list[DeviceCredential]:
+        """Every device's credential hash and revoked flag, ordered by id."""
         ...
 
     def list_sensors(

@@ -16,6 +16,7 @@ from cityos.adapters.sql.engine import create_catalog_engine, upgrade, writer
 from cityos.adapters.sql.rows import (
     dataset_from_row,
     device_from_row,
+    device_update_values,
     device_values,
     facility_from_row,
     rejection_from_row,
@@ -25,7 +26,7 @@ from cityos.adapters.sql.rows import (
     sensor_values,
 )
 from cityos.platform.config import Settings
-from cityos.platform.domain.errors import AlreadyExists, InvalidInput, RetryableError
+from cityos.platform.domain.errors import AlreadyExists, InvalidInput, NotFound, RetryableError
 from cityos.platform.domain.model import (
     Dataset,
     Device,
@@ -34,7 +35,7 @@ from cityos.platform.domain.model import (
     Rejection,
     Sensor,
 )
-from cityos.platform.ports import UpsertCounts
+from cityos.platform.ports import DeviceCredential, UpsertCounts
 
 SERVICE = "catalog"
 
@@ -166,6 +167,63 @@ class SqlCatalog:
         with self._read("listing devices") as connection:
             rows = connection.execute(sa.select(t.devices).order_by(t.devices.c.id)).mappings()
             return [device_from_row(row) for row in rows]
+
+    def _update_device_row(
+        self, connection: Connection, device_id: str, values: dict[str, object]
+    ) -> None:
+        """Update one `devices` row; NotFound if there is none."""
+        result = connection.execute(
+            sa.update(t.devices).where(t.devices.c.id == device_id).values(values)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no device {device_id!r}")
+
+    def update_device(self, device: Device, sensors: Sequence[Sensor]) -> None:
+        """Store a device's new name and location and upsert `sensors` by id, atomically."""
+        _check_sensors(device, sensors)
+        now = self._now()
+        with self._write("updating a device") as connection:
+            self._update_device_row(connection, device.id, device_update_values(device, now=now))
+            existing = set(
+                connection.execute(
+                    sa.select(t.sensors.c.id).where(t.sensors.c.device_id == device.id)
+                ).scalars()
+            )
+            for sensor in sensors:
+                values = sensor_values(sensor, now=now)
+                if sensor.id in existing:
+                    del values["created_at"]
+                    connection.execute(
+                        sa.update(t.sensors).where(t.sensors.c.id == sensor.id).values(values)
+                    )
+                else:
+                    connection.execute(sa.insert(t.sensors).values(values))
+
+    def set_credential_hash(self, device_id: str, credential_hash: str) -> None:
+        """Replace a device's MQTT password hash; NotFound if the device is unknown."""
+        now = self._now()
+        with self._write("setting a device credential") as connection:
+            self._update_device_row(
+                connection, device_id, {"credential_hash": credential_hash, "updated_at": now}
+            )
+
+    def revoke_device(self, device_id: str) -> None:
+        """Mark a device revoked (idempotent); NotFound if the device is unknown."""
+        now = self._now()
+        with self._write("revoking a device") as connection:
+            self._update_device_row(connection, device_id, {"revoked": True, "updated_at": now})
+
+    def device_credentials(self) -> list[DeviceCredential]:
+        """Every device's credential hash and revoked flag, ordered by id."""
+        table = t.devices
+        query = sa.select(table.c.id, table.c.credential_hash, table.c.revoked).order_by(table.c.id)
+        with self._read("reading device credentials") as connection:
+            return [
+                DeviceCredential(
+                    device_id=row.id, credential_hash=row.credential_hash, revoked=bool(row.revoked)
+                )
+                for row in connection.execute(query)
+            ]
 
     def get_sensor(self, sensor_id: str) -> Sensor | None:
         """The sensor with that id, or None."""

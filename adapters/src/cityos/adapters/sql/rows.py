@@ -65,6 +65,16 @@ def device_values(device: Device, *, credential_hash: str | None, now: datetime)
     }
 
 
+def device_update_values(device: Device, *, now: datetime) -> Values:
+    """Column values `update_device` changes (name and location; not identity or revoked)."""
+    return {
+        "name": device.name,
+        "lat": device.location.lat if device.location else None,
+        "lon": device.location.lon if device.location else None,
+        "updated_at": now,
+    }
+
+
 def sensor_from_row(row: RowMapping) -> Sensor:
     """Build a Sensor from a `sensors` row."""
     return Sensor(

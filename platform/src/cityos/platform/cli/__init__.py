@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cityos.platform.cli import devices
+from cityos.platform.cli import devices, mosquitto, rejected
 from cityos.platform.cli.demo import demo
 from cityos.platform.cli.run import ingest, serve
 from cityos.platform.domain.errors import CityosError
@@ -23,6 +23,8 @@ app.command("demo")(demo)
 app.command("serve")(serve)
 app.command("ingest")(ingest)
 app.add_typer(devices.app, name="devices")
+app.add_typer(mosquitto.app, name="mosquitto")
+app.add_typer(rejected.app, name="rejected")
 
 
 def main() -> None:

@@ -1,14 +1,14 @@
-"""Registering devices and their sensors."""
+"""Registering devices and their sensors, changing them, rotating and revoking credentials."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cityos.platform.devices.credentials import generate_password, hash_password
-from cityos.platform.domain.errors import InvalidInput
+from cityos.platform.domain.errors import CityosError, InvalidInput, NotFound
 from cityos.platform.domain.ids import check_device_id, check_quantity, make_sensor_id
 from cityos.platform.domain.model import Device, Domain, GeoPoint, Sensor
 from cityos.platform.ports import Catalog
@@ -122,3 +122,109 @@ def register_device(
     return NewDeviceCredentials(
         device_id=device.id, mqtt_username=device.id, mqtt_password=password
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChanges:
+    """What `devices update` changes; `sensors` declare sensors in full (added or changed)."""
+
+    name: str | None = None
+    location: GeoPoint | None = None
+    sensors: Sequence[SensorSpec] = ()
+    retire: Sequence[str] = ()
+
+
+def _check_changes(changes: DeviceChanges) -> None:
+    if changes == DeviceChanges():
+        raise InvalidInput("nothing to change: give --name, --lat/--lon, --sensor or --retire")
+    if changes.name is not None and (
+        not changes.name.strip() or len(changes.name) > MAX_NAME_LENGTH
+    ):
+        raise InvalidInput(f"device name must be 1..{MAX_NAME_LENGTH} characters")
+    point = changes.location
+    if point is not None and not (-90 <= point.lat <= 90 and -180 <= point.lon <= 180):
+        raise InvalidInput("location out of range: lat must be in [-90, 90], lon in [-180, 180]")
+    declared = [spec.quantity for spec in changes.sensors]
+    retired = [check_quantity(quantity) for quantity in changes.retire]
+    if len(set(declared)) != len(declared) or len(set(retired)) != len(retired):
+        raise InvalidInput("each quantity may be given once per option")
+    if both := sorted(set(declared) & set(retired)):
+        raise InvalidInput(f"{', '.join(both)}: given to both --sensor and --retire")
+
+
+def _require_device(catalog: Catalog, device_id: str) -> Device:
+    device = catalog.get_device(device_id)
+    if device is None:
+        raise NotFound(f"no device {device_id!r} (see `cityos devices list`)")
+    return device
+
+
+def update_device(
+    *, catalog: Catalog, device_id: str, changes: DeviceChanges
+) -> tuple[Device, list[Sensor]]:
+    """Change a device's name, location or sensors; return the device and all its sensors."""
+    _check_changes(changes)
+    old = _require_device(catalog, device_id)
+    device = replace(
+        old,
+        name=old.name if changes.name is None else changes.name,
+        location=old.location if changes.location is None else changes.location,
+    )
+    current = {sensor.quantity: sensor for sensor in catalog.sensors_of_device(device_id)}
+    if unknown := sorted(set(changes.retire) - set(current)):
+        raise InvalidInput(f"device {device_id!r} has no sensor {', '.join(unknown)} to retire")
+    changed: dict[str, Sensor] = {}
+    if device.name != old.name or device.location != old.location:
+        for quantity, sensor in current.items():  # sensors follow their device
+            renamed = sensor.name == f"{old.name} {quantity}"
+            changed[quantity] = replace(
+                sensor,
+                name=f"{device.name} {quantity}" if renamed else sensor.name,
+                location=device.location if device.location != old.location else sensor.location,
+            )
+    for spec in changes.sensors:
+        existing = changed.get(spec.quantity, current.get(spec.quantity))
+        if existing is None:
+            changed[spec.quantity] = Sensor(
+                id=make_sensor_id(device_id, spec.quantity),
+                device_id=device_id,
+                quantity=spec.quantity,
+                unit=spec.unit,
+                domain=device.domain,
+                name=f"{device.name} {spec.quantity}",
+                location=device.location,
+                valid_min=spec.valid_min,
+                valid_max=spec.valid_max,
+            )
+            continue
+        if existing.unit != spec.unit:
+            raise InvalidInput(
+                f"sensor {existing.id!r} measures in {existing.unit!r}; its unit cannot change "
+                "(stored readings use it)"
+            )
+        changed[spec.quantity] = replace(
+            existing, valid_min=spec.valid_min, valid_max=spec.valid_max, retired=False
+        )
+    for quantity in changes.retire:
+        changed[quantity] = replace(changed.get(quantity, current[quantity]), retired=True)
+    catalog.update_device(device, list(changed.values()))
+    return device, catalog.sensors_of_device(device_id)
+
+
+def rotate_credentials(*, catalog: Catalog, device_id: str) -> NewDeviceCredentials:
+    """Give a device a new MQTT password (the old one stops working at the next sync)."""
+    device = _require_device(catalog, device_id)
+    if device.revoked:
+        raise CityosError(f"device {device_id!r} is revoked; a revoked device gets no password")
+    password = generate_password()
+    catalog.set_credential_hash(device_id, hash_password(password))
+    return NewDeviceCredentials(
+        device_id=device_id, mqtt_username=device_id, mqtt_password=password
+    )
+
+
+def revoke_device(*, catalog: Catalog, device_id: str) -> bool:
+    """Revoke a device (ingestion refuses it; sync drops it); False if it already was."""
+    device = _require_device(catalog, device_id)
+    catalog.revoke_device(device_id)
+    return not device.revoked
