@@ -362,6 +362,13 @@ def test_mosquitto_accepts_the_config(tmp_path: Path) -> None:
     assert "persistence_location /mosquitto/data/\n" in text
     text = text.replace("listener 1883\n", f"listener {port} 127.0.0.1\n")
     text = text.replace("/mosquitto/data/", f"{data}/")
+    # the password file and ACL `cityos mosquitto sync` writes (empty: nobody may log in)
+    assert "allow_anonymous false\n" in text
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    for name in ("passwd", "acl"):
+        (auth / name).touch()
+    text = text.replace("/mosquitto/cityos/mosquitto/", f"{auth}/")
     config = tmp_path / "mosquitto.conf"
     config.write_text(text + "\nuser root\n", encoding="utf-8")  # as testkit: private dir
     log = tmp_path / "mosquitto.log"

@@ -23,7 +23,7 @@ from cityos.platform.domain.model import Device, Domain, GeoPoint, Sensor
 from cityos.platform.runtime import Runtime
 
 app = typer.Typer(help="Register, list, update, rotate and revoke devices.", no_args_is_help=True)
-DEVICE_ID = typer.Argument(help="device id, e.g. omaezaki-port", show_default=False)
+DEVICE_ID = typer.Argument(metavar="ID", help="device id, e.g. omaezaki-port", show_default=False)
 
 
 def _device_document(device: Device, sensors: list[Sensor]) -> dict[str, object]:

@@ -135,7 +135,11 @@ class DeviceChanges:
 
 
 def _check_changes(changes: DeviceChanges) -> None:
-    if changes == DeviceChanges():
+    if (
+        changes.name is None
+        and changes.location is None
+        and not (changes.sensors or changes.retire)
+    ):
         raise InvalidInput("nothing to change: give --name, --lat/--lon, --sensor or --retire")
     if changes.name is not None and (
         not changes.name.strip() or len(changes.name) > MAX_NAME_LENGTH
