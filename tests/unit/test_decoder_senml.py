@@ -163,6 +163,35 @@ def test_base_fields_apply_until_overridden() -> None:
     ]
 
 
+def test_repeated_names_follow_base_field_changes() -> None:
+    # records after the first of a name take a fast path; base changes in records of other
+    # names must still apply to them
+    result = decode(
+        [
+            {"bu": "mm", "n": "tide_level", "v": 1000.0},
+            {"n": "tide_level", "v": 2000.0},
+            {"bu": "m", "n": "rainfall", "v": 0.0},
+            {"n": "tide_level", "v": 4.0},
+            {"bv": 1, "n": "rainfall", "v": 0.0},
+            {"n": "tide_level", "v": 5.0},
+            {"bn": "a b", "bv": 0, "n": "rainfall", "v": 0.0},
+            {"n": "tide_level", "v": 7.0},
+        ]
+    )
+    assert [(r.quantity, r.value, r.unit) for r in result.readings] == [
+        ("tide_level", 1.0, "m"),
+        ("tide_level", 2.0, "m"),
+        ("rainfall", 0.0, "m"),
+        ("tide_level", 4.0, "m"),
+        ("rainfall", 1.0, "m"),
+        ("tide_level", 6.0, "m"),
+    ]
+    assert [(p.quantity, "not a valid SenML name" in p.reason) for p in result.problems] == [
+        ("rainfall", True),
+        ("tide_level", True),
+    ]
+
+
 def test_relative_times_are_relative_to_the_receive_time() -> None:
     result = decode([{"n": "tide_level", "t": -30.5, "v": 1}, {"n": "tide_level", "v": 2}])
     assert [r.time for r in result.readings] == [RECEIVED - timedelta(seconds=30.5), RECEIVED]

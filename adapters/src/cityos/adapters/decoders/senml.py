@@ -13,8 +13,8 @@ Decisions (see also CONTRACT.md, "MQTT"):
   `units.py` knows an exact conversion, else the record is a problem that says why.
 - The pre-RFC draft form `{"e": [...], "bn": ..., "bt": ...}` is accepted as a legacy form:
   its top-level base fields (and `ver`) apply to its `e` records.
-- An empty resolved name is allowed (the topic identifies the device); a non-empty one must
-  follow RFC 8428 §4.5.1. Times outside 2000..2100 are problems, as in the JSON format.
+- An empty resolved name is allowed (the topic identifies the device); others must follow
+  RFC 8428 §4.5.1. Times outside 2000..2100 are problems, as in the JSON format.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, count
+from types import MappingProxyType
 from typing import Any
 
-from cityos.adapters.decoders.units import conversion
+from cityos.adapters.decoders.units import Conversion, conversion
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import PayloadError
 from cityos.platform.domain.model import GeoPoint, Sensor
@@ -49,6 +50,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
 _BASE_FIELDS = frozenset({"bn", "bt", "bu", "bv", "bs", "bver"})
 _KNOWN_FIELDS = _BASE_FIELDS | {"n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"}
 _NON_NUMERIC = ("vs", "vb", "vd")
+_OTHER_VALUES = frozenset({*_NON_NUMERIC, "s"})
+_FAST_FIELDS = frozenset({"n", "v", "t"})
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 _LOCATION = {"lat": 90.0, "lon": 180.0}
 
 
@@ -75,7 +79,7 @@ def create_decoder(settings: Settings) -> SenmlDecoder:
 
 # ---------------------------------------------------------------- JSON (shared with ttn.py)
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: no backtracking
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
@@ -110,17 +114,13 @@ def load_json(payload: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     return document
 
 
+_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number"}
+_JSON_TYPES |= {str: "a string", list: "an array", dict: "an object"}
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
+    return _JSON_TYPES.get(type(value), "an object")
 
 
 def excerpt(value: Any) -> str:
@@ -210,6 +210,11 @@ class _Pack:
         self.location: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         self.times: dict[float, datetime | str] = {}
         self.by_unit: dict[str, list[Sensor]] | None = None
+        self.valid_names: set[str] = set()
+        # quantity -> (unit, conversion) of records named so under the current bn and bu
+        self.fast: dict[Any, tuple[str | None, Conversion | None]] = {}
+        self.received = ctx.received_at.astimezone(UTC)
+        self.received_seconds = ctx.received_at.timestamp()
 
     def fail(self, where: str, message: str) -> PayloadError:
         return PayloadError(f"{where}: {message}", excerpt=self.payload)
@@ -222,9 +227,10 @@ class _Pack:
                 if not isinstance(raw, str):
                     raise self.fail(where, f"{key} must be a string, not {json_type(raw)}")
                 if key == "bn":
-                    self.bn = raw
+                    self.bn, self.valid_names = raw, set()
                 else:
                     self.bu = raw
+                self.fast = {}
             elif key == "bver":
                 if type(raw) is not int or raw not in SUPPORTED_VERSIONS:
                     raise self.fail(
@@ -241,9 +247,21 @@ class _Pack:
 
     def decode_record(self, index: int, record: dict[str, Any]) -> None:
         """Resolve one record into a reading, a location part or a problem."""
-        for key in record:
-            if key not in _KNOWN_FIELDS and key.endswith("_"):
-                raise _must_understand(key, self.payload)
+        if _FAST_FIELDS.issuperset(record):  # the hot path: a name seen before, a float, a time
+            name = record.get("n")
+            target = self.fast.get(name) if type(name) is str else None
+            raw = record.get("v")
+            if target is not None and type(raw) is float and raw - raw == 0.0 and not self.bv:
+                time = self._time(record.get("t", 0))
+                unit, conv = target
+                value = raw if conv is None else conv.apply(raw)
+                if not isinstance(time, str) and value - value == 0.0:
+                    self.readings.append(Reading(name, time, value, unit, _NO_METADATA))
+                    return
+        if not _KNOWN_FIELDS.issuperset(record):
+            for key in record:
+                if key not in _KNOWN_FIELDS and key.endswith("_"):
+                    raise _must_understand(key, self.payload)
         if not _BASE_FIELDS.isdisjoint(record):
             self.update_base(record, f"record {index}")
         name = record.get("n")
@@ -260,9 +278,11 @@ class _Pack:
         if quantity is not None:
             if not 0 < len(quantity) <= MAX_NAME_LENGTH:
                 return f"n must be 1..{MAX_NAME_LENGTH} characters, got {len(quantity)}"
-            full = self.bn + quantity
-            if not _NAME.fullmatch(full):
-                return f"name {full[:60]!r} is not a valid SenML name (RFC 8428 §4.5.1)"
+            if quantity not in self.valid_names:  # cached: packs repeat their names
+                full = self.bn + quantity
+                if not _NAME.fullmatch(full):
+                    return f"name {full[:60]!r} is not a valid SenML name (RFC 8428 §4.5.1)"
+                self.valid_names.add(quantity)
         if "u" in record and not isinstance(unit, str):
             return f"u must be a string, not {json_type(unit)}"
         time = self._time(record.get("t", 0))
@@ -277,7 +297,8 @@ class _Pack:
                 return f"a {part} record must be in unit {part!r} (degrees), not {unit!r}"
             self.location.setdefault(part, []).append((value, record))
             return None
-        return self._reading(quantity, unit, value, time, metadata)
+        cache = quantity is not None and "u" not in record and metadata is _NO_METADATA
+        return self._reading(quantity, unit, value, time, metadata, cache=cache)
 
     def _reading(
         self,
@@ -285,7 +306,9 @@ class _Pack:
         unit: str | None,
         value: float,
         time: datetime,
-        metadata: dict[str, Any],
+        metadata: Mapping[str, Any],
+        *,
+        cache: bool = False,
     ) -> str | None:
         """Map the record to its sensor, convert its unit, append the reading."""
         sensor = self.ctx.sensors.get(quantity) if quantity is not None else None
@@ -300,6 +323,7 @@ class _Pack:
                 return f"record has no name (n) and no sensor of the device has unit {unit!r}"
             sensor = candidates[0]
             quantity = sensor.quantity
+        conv: Conversion | None = None
         if sensor is not None and sensor.unit:
             if unit is not None and unit != sensor.unit:
                 conv = conversion(unit, sensor.unit)
@@ -309,6 +333,8 @@ class _Pack:
                 if not math.isfinite(value):
                     return f"value is not finite after conversion to {sensor.unit!r}"
             unit = sensor.unit
+        if cache:
+            self.fast[quantity] = (unit, conv)
         self.readings.append(Reading(quantity, time, value, unit, metadata))
         return None
 
@@ -337,16 +363,22 @@ class _Pack:
             else:
                 result = f"time {seconds} is outside 2000-01-01..2100-01-01"
         else:
-            absolute = self.ctx.received_at.timestamp() + seconds
-            if _MIN_SECONDS <= absolute < _MAX_SECONDS:
-                result = self.ctx.received_at.astimezone(UTC) + timedelta(seconds=seconds)
+            if _MIN_SECONDS <= self.received_seconds + seconds < _MAX_SECONDS:
+                result = self.received + timedelta(seconds=seconds)
             else:
                 result = f"relative time {seconds} s puts the reading outside 2000..2100"
         self.times[seconds] = result
         return result
 
-    def _value(self, record: dict[str, Any]) -> tuple[float | str, dict[str, Any]]:
+    def _value(self, record: dict[str, Any]) -> tuple[float | str, Mapping[str, Any]]:
         """The record's numeric value (with bv/bs) and metadata, or the reason there is none."""
+        raw = record.get("v")
+        # fast path: a finite float `v` alone (x - x is 0.0 only for finite x)
+        if type(raw) is float and raw - raw == 0.0 and _OTHER_VALUES.isdisjoint(record):
+            if not self.bv:
+                return raw, _NO_METADATA
+            if math.isfinite(value := self.bv + raw):
+                return value, _NO_METADATA
         present = [key for key in ("v", *_NON_NUMERIC) if key in record]
         has_sum = "s" in record
         if len(present) > 1:
@@ -372,7 +404,7 @@ class _Pack:
         value = self.bv + number if self.bv else number
         if not math.isfinite(value):
             return "value is not finite (bv + v)", {}
-        return value, ({"sum": total} if total is not None else {})
+        return value, ({"sum": total} if total is not None else _NO_METADATA)
 
     def finish(self) -> DecodedPayload:
         """The decoded pack, the location parts paired and range-checked."""
