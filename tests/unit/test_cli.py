@@ -70,7 +70,7 @@ def test_devices_add_human_and_list(runner: CliRunner) -> None:
     ("change", "message"),
     [
         (["--id", "Bad_Id"], "malformed device id"),
-        (["--format", "senml"], "not available"),
+        (["--format", "cbor"], "not available"),
         (["--sensor", "tide"], "QUANTITY:UNIT"),
     ],
 )
