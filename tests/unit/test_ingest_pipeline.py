@@ -12,7 +12,7 @@ import pytest
 
 from cityos.platform.config import IngestSettings
 from cityos.platform.domain.errors import PayloadError, RejectedPoints, RetryableError
-from cityos.platform.domain.model import Device, Domain, Observation, Rejection, Sensor
+from cityos.platform.domain.model import Device, Domain, GeoPoint, Observation, Rejection, Sensor
 from cityos.platform.ingest.directory import DeviceDirectory
 from cityos.platform.ingest.pipeline import IngestPipeline
 from cityos.platform.metrics import Metrics
@@ -59,6 +59,11 @@ class FakeCatalog:
     def sensors_of_device(self, device_id: str) -> list[Sensor]:
         return self.sensors.get(device_id, [])
 
+    def update_device(self, device: Device, sensors: list[Sensor]) -> None:
+        self.devices[device.id] = device
+        by_id = {s.id: s for s in sensors}
+        self.sensors[device.id] = [by_id.get(s.id, s) for s in self.sensors[device.id]]
+
 
 class TestDecoder:
     """`{"q": value, ...}` with an optional `"t"` epoch-seconds field; `"bad"` is a problem."""
@@ -72,6 +77,10 @@ class TestDecoder:
             raise PayloadError(f"broken JSON: {exc}", excerpt=payload) from None
         if data == "boom":
             raise RuntimeError("decoder bug")
+        location = None
+        if "where" in data:
+            lat, lon = data.pop("where")
+            location = GeoPoint(lat, lon)
         when = datetime.fromtimestamp(data.pop("t"), UTC) if "t" in data else ctx.received_at
         readings, problems = [], []
         for quantity, value in data.items():
@@ -79,7 +88,7 @@ class TestDecoder:
                 problems.append(ReadingProblem("value is not a number", '"bad"', quantity))
             else:
                 readings.append(Reading(quantity, when, float(value)))
-        return DecodedPayload(readings, problems)
+        return DecodedPayload(readings, problems, location)
 
 
 class FakeStore:
@@ -426,3 +435,18 @@ def test_points_refused_by_the_store_are_dead_lettered_exactly() -> None:
     assert rejection.reason.endswith(": field type conflict")
     assert '"tide_level": 2.0' in rejection.excerpt
     assert store.sensors_seen["port.tide_level"].domain is Domain.DISASTER
+
+
+def test_a_reported_location_moves_the_device_and_its_sensors() -> None:
+    catalog = FakeCatalog()
+    pipeline = make_pipeline(FakeStore(), [], catalog=catalog)
+    outcome = pipeline.process(
+        Acks().message(1, TOPIC, b'{"tide_level": 1.0, "t": 1790000000, "where": [34.6, 138.2]}')
+    )
+    assert [o.value for o in outcome.observations] == [1.0]
+    assert catalog.devices["port"].location == GeoPoint(34.6, 138.2)
+    active = [s for s in catalog.sensors["port"] if not s.retired]
+    assert {s.location for s in active} == {GeoPoint(34.6, 138.2)}  # retired ones stay put
+    bad = pipeline.process(Acks().message(2, TOPIC, b'{"tide_level": 1.0, "where": [95, 0]}'))
+    assert [r.reason.split(":")[0] for r in bad.rejections] == ["bad_location"]
+    assert catalog.devices["port"].location == GeoPoint(34.6, 138.2)

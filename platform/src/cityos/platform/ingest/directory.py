@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from cityos.platform.domain.model import Device, Sensor
+from cityos.platform.domain.model import Device, GeoPoint, Sensor
 from cityos.platform.ports import Catalog
 
 
@@ -44,6 +44,15 @@ class DeviceDirectory:
             self._cache.clear()
         self._cache[device_id] = (now, entry)
         return entry
+
+    def move(self, entry: DeviceEntry, location: GeoPoint) -> DeviceEntry:
+        """Store a device's reported new location (and its sensors'); return the new entry."""
+        device = replace(entry.device, location=location)
+        sensors = {q: replace(s, location=location) for q, s in entry.sensors.items()}
+        self._catalog.update_device(device, list(sensors.values()))
+        moved = DeviceEntry(device=device, sensors=sensors)
+        self._cache[device.id] = (self._clock(), moved)
+        return moved
 
     def _load(self, device_id: str) -> DeviceEntry | None:
         device = self._catalog.get_device(device_id)

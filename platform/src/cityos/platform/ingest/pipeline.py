@@ -171,6 +171,14 @@ class IngestPipeline:
         except PayloadError as exc:
             self._reject(outcome, message, "bad_payload", exc.reason, device_id)
             return
+        location = decoded.location
+        if location is not None and location != entry.device.location:
+            if -90 <= location.lat <= 90 and -180 <= location.lon <= 180:
+                entry = self._directory.move(entry, location)  # RetryableError: retried
+            else:
+                self._reject(
+                    outcome, message, "bad_location", f"location {location} out of range", device_id
+                )
         for problem in decoded.problems:
             self._reject(
                 outcome,
