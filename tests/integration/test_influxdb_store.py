@@ -445,7 +445,8 @@ def test_auth_headers_sent(extra: dict[str, str], expected: str | None) -> None:
         server.server_close()
     assert [str(seen["path"]).split("?")[0] for seen in _Recorder.seen] == [
         "/ping",
-        "/query",
-        "/write",
+        "/query",  # the database exists
+        "/query",  # the latest index, read once before the first write
+        "/write",  # the observations and their latest-index rows, one request
     ]
     assert {seen.get("authorization") for seen in _Recorder.seen} == {expected}

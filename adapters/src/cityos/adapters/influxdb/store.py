@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cityos.adapters.influxdb.http import (
@@ -11,7 +11,6 @@ from cityos.adapters.influxdb.http import (
     InfluxQueryError,
     excerpt,
     redact,
-    server_error,
 )
 from cityos.adapters.influxdb.influxql import (
     duration,
@@ -21,32 +20,30 @@ from cityos.adapters.influxdb.influxql import (
     time_literal,
     timedelta_ns,
 )
+from cityos.adapters.influxdb.latest_index import (
+    LatestIndex,
+    from_ns,
+    index_rows,
+    read_statements,
+)
 from cityos.adapters.influxdb.lineprotocol import (
     MAX_NS,
     MEASUREMENT,
     MIN_NS,
     SENSOR_TAG,
-    LineWriter,
     encode_tag_value,
     to_ns,
 )
+from cityos.adapters.influxdb.writer import PipelinedWriter, create_help
 from cityos.platform.config import Settings
-from cityos.platform.domain.errors import ConfigError, InvalidInput, RejectedPoints
+from cityos.platform.domain.errors import ConfigError, InvalidInput
 from cityos.platform.domain.model import Observation, Quality, Sensor
 from cityos.platform.ports import AGGREGATE_FUNCTIONS, WindowAggregate
 
-WRITE_CHUNK_LINES = 5_000
-WRITE_CHUNK_BYTES = 4_000_000  # well under 1.x's default [http] max-body-size of 25 MB
 LATEST_IDS_PER_STATEMENT = 1_000  # ids per regex; the statements share one request
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _QUALITY_OF: dict[str, Quality] = {quality.value: quality for quality in Quality}
 _FIELDS = '"value", "quality", "ingested_at"'
 _FROM = "FROM " + quote_ident(MEASUREMENT)
-
-
-def from_ns(ns: int) -> datetime:
-    """The UTC datetime of epoch nanoseconds (sub-microsecond digits are dropped)."""
-    return _EPOCH + timedelta(microseconds=ns // 1_000)
 
 
 def _bound_ns(moment: datetime) -> int:
@@ -87,7 +84,8 @@ class InfluxDbTimeSeriesStore:
     def __init__(self, http: InfluxHttp, database: str) -> None:
         self._http = http
         self.database = database
-        self._lines = LineWriter()
+        self._index = LatestIndex()
+        self._writer = PipelinedWriter(http, database, self._index, self._newest_stored)
 
     # ------------------------------------------------------------ writes
 
@@ -97,62 +95,9 @@ class InfluxDbTimeSeriesStore:
         *,
         sensors: Mapping[str, Sensor] | None = None,
     ) -> None:
-        """Write in chunks; refused points are found by bisection and raised as RejectedPoints."""
-        if not observations:
-            return
-        now_ns = to_ns(datetime.now(UTC))
-        lines = self._lines.lines(observations, sensors, now_ns)
-        rejected: dict[int, str] = {}
-        first = 0
-        while first < len(lines):
-            last, size = first, 0
-            while last < len(lines) and last - first < WRITE_CHUNK_LINES:
-                size += len(lines[last]) + 1
-                if size > WRITE_CHUNK_BYTES and last > first:
-                    break
-                last += 1
-            rejected.update(self._send(lines[first:last], first))
-            first = last
-        if rejected:
-            some = next(iter(rejected.values()))
-            raise RejectedPoints(
-                f"InfluxDB refused {len(rejected)} of {len(lines)} points (e.g. {excerpt(some)}); "
-                "the rest are stored",
-                rejected=rejected,
-            )
-
-    def _send(self, lines: list[str], first_index: int) -> dict[int, str]:
-        """POST lines; on HTTP 400 bisect to find every refused line (index -> reason)."""
-        response = self._http.request(
-            "POST",
-            "/write",
-            params={"db": self.database, "precision": "ns"},
-            content="\n".join(lines).encode(),
-            context=f"writing {len(lines)} points to database {self.database!r}",
-        )
-        status = response.status_code
-        if status in (200, 204):
-            return {}
-        reason = server_error(response)
-        if status in (400, 413):
-            # 1.x names only the first bad point (and `dropped=N`), so split until each
-            # refused point stands alone; rewriting the good ones is harmless (idempotent).
-            if len(lines) == 1:
-                return {first_index: reason}
-            middle = len(lines) // 2
-            rejected = self._send(lines[:middle], first_index)
-            rejected.update(self._send(lines[middle:], first_index + middle))
-            return rejected
-        if status == 404:
-            raise ConfigError(
-                f"InfluxDB at {self._http.url} has no database {self.database!r} ({reason}); "
-                + _create_help(self.database)
-            )
-        raise ConfigError(
-            f"InfluxDB at {self._http.url} answered a write with HTTP {status} "
-            f"({excerpt(reason)}); "
-            "is CITYOS__TIMESERIES__URL the v1-compatible API of InfluxDB?"
-        )
+        """Write in pipelined chunks plus latest-index rows; refusals raise RejectedPoints."""
+        if observations:
+            self._writer.write(observations, sensors)
 
     # ------------------------------------------------------------ reads
 
@@ -195,10 +140,29 @@ class InfluxDbTimeSeriesStore:
         return sum(int(row[columns.index("count")]) for _, columns, row in _rows(result))
 
     def latest(self, sensor_ids: Sequence[str]) -> dict[str, Observation]:
-        """The newest observation of each sensor that has one, in one request."""
+        """The newest observation of each sensor: the latest index, else its series."""
         wanted = {encode_tag_value(sid): sid for sid in dict.fromkeys(sensor_ids) if sid}
         if not wanted:
             return {}
+        found: dict[str, Observation] = {}
+        if self._index.enabled:
+            statements = read_statements(wanted.values())
+            try:
+                results = self._query(";".join(statements), "reading the latest index")
+            except InfluxQueryError:  # a server that cannot read it: every series instead
+                results = []
+            found = index_rows(results, wanted)
+        missing = {stored: sid for stored, sid in wanted.items() if sid not in found}
+        if missing:  # not indexed: no data, written before the index or by other means
+            found.update(self._latest_of_series(missing))
+        return found
+
+    def _newest_stored(self, sensor_ids: Iterable[str]) -> dict[str, Observation]:
+        """The newest point of each sensor's series (ignoring the index)."""
+        return self._latest_of_series({encode_tag_value(sid): sid for sid in sensor_ids})
+
+    def _latest_of_series(self, wanted: Mapping[str, str]) -> dict[str, Observation]:
+        """The newest point of each series (stored id -> id), one request."""
         stored = list(wanted)
         statements = []
         for first in range(0, len(stored), LATEST_IDS_PER_STATEMENT):
@@ -272,17 +236,9 @@ class InfluxDbTimeSeriesStore:
         self._http.ping()
 
     def close(self) -> None:
-        """Close the HTTP connection pool (idempotent)."""
+        """Close the HTTP connection pool and the sender (idempotent)."""
         self._http.close()
-
-
-def _create_help(database: str) -> str:
-    return (
-        f"create it: InfluxDB 1.x `CREATE DATABASE {quote_ident(database)}` (and GRANT ALL ON it "
-        f"to the configured user); 2.x a bucket plus a DBRP mapping (`influx bucket create "
-        f"--name {database}` then `influx v1 dbrp create --db {database} --rp autogen "
-        f"--bucket-id <bucket id> --default`); 3.x `influxdb3 create database {database}`"
-    )
+        self._writer.close()
 
 
 def ensure_database(http: InfluxHttp, database: str) -> None:
@@ -307,7 +263,7 @@ def ensure_database(http: InfluxHttp, database: str) -> None:
         raise ConfigError(
             f"InfluxDB at {http.url} has no database {database!r} that cityos can use "
             f"({excerpt(missing)}) and refused to create it ({excerpt(refused)}); "
-            + _create_help(database)
+            + create_help(database)
             + "; or set CITYOS__TIMESERIES__DATABASE / the credentials to ones that exist"
         ) from exc
 
