@@ -23,7 +23,11 @@ from cityos.platform.domain.model import Observation, Sensor
 
 log = logging.getLogger(__name__)
 
-FIRST_CHUNK_LINES = 2_000  # small first request: sending starts while the rest is formatted
+# A first request as large as the others: each request costs InfluxDB 1.x an fsync, so a batch
+# of up to 5,000 points goes in one request, as a raw client would send it (in a side-by-side
+# experiment on the 2-core machine: 0.73-0.76x of raw /write, against 0.62-0.68x with a
+# 2,000-line first request). Writes above WRITE_CHUNK_LINES still overlap formatting and sending.
+FIRST_CHUNK_LINES = 5_000
 WRITE_CHUNK_LINES = 5_000  # each request costs InfluxDB an fsync: few, large ones
 WRITE_CHUNK_BYTES = 4_000_000  # well under 1.x's default [http] max-body-size of 25 MB
 
@@ -38,7 +42,7 @@ class _Call:
 
 
 def _chunks(count: int) -> Iterator[tuple[int, int]]:
-    """[first, last) of each chunk: a small first one, so sending starts early."""
+    """[first, last) of each chunk (the first may differ in size from the others)."""
     first = 0
     size = FIRST_CHUNK_LINES
     while first < count:
