@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cityos.platform.cli.output import JSON_OPTION, emit_json, fail
-from cityos.platform.config import load_settings
+from cityos.platform.cli.output import JSON_OPTION, emit_json
+from cityos.platform.cli.session import open_runtime
 from cityos.platform.devices.service import (
     DeviceChanges,
     NewDeviceCredentials,
@@ -18,9 +18,7 @@ from cityos.platform.devices.service import (
     rotate_credentials,
     update_device,
 )
-from cityos.platform.domain.errors import AlreadyExists, CityosError, InvalidInput
 from cityos.platform.domain.model import Device, Domain, GeoPoint, Sensor
-from cityos.platform.runtime import Runtime
 
 app = typer.Typer(help="Register, list, update, rotate and revoke devices.", no_args_is_help=True)
 DEVICE_ID = typer.Argument(metavar="ID", help="device id, e.g. omaezaki-port", show_default=False)
@@ -86,8 +84,7 @@ def add(
     """Register a device and its sensors; print its MQTT credentials once."""
     if (lat is None) != (lon is None):
         raise typer.BadParameter("--lat and --lon go together")
-    runtime = Runtime.open(load_settings())
-    try:
+    with open_runtime() as runtime:
         device, sensors = build_device(
             device_id=device_id,
             name=name,
@@ -98,12 +95,6 @@ def add(
             known_formats=runtime.decoders.keys(),
         )
         credentials = register_device(catalog=runtime.catalog, device=device, sensors=sensors)
-    except InvalidInput as exc:
-        raise typer.BadParameter(str(exc)) from None  # a usage error: exit code 2
-    except AlreadyExists as exc:
-        raise fail(str(exc)) from None
-    finally:
-        runtime.close()
     if as_json:
         _emit_credentials(credentials)
         return
@@ -116,14 +107,11 @@ def add(
 @app.command("list")
 def list_(as_json: bool = JSON_OPTION) -> None:
     """List registered devices and their sensors."""
-    runtime = Runtime.open(load_settings())
-    try:
+    with open_runtime() as runtime:
         rows = [
             (device, runtime.catalog.sensors_of_device(device.id))
             for device in runtime.catalog.list_devices()
         ]
-    finally:
-        runtime.close()
     if as_json:
         emit_json([_device_document(device, sensors) for device, sensors in rows])
         return
@@ -155,8 +143,7 @@ def update(
     """Change a device's name, location or sensors (stored readings are kept)."""
     if (lat is None) != (lon is None):
         raise typer.BadParameter("--lat and --lon go together")
-    runtime = Runtime.open(load_settings())
-    try:
+    with open_runtime() as runtime:
         changes = DeviceChanges(
             name=name,
             location=None if lat is None or lon is None else GeoPoint(lat=lat, lon=lon),
@@ -166,12 +153,6 @@ def update(
         device, sensors = update_device(
             catalog=runtime.catalog, device_id=device_id, changes=changes
         )
-    except InvalidInput as exc:
-        raise typer.BadParameter(str(exc)) from None
-    except CityosError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        runtime.close()
     if as_json:
         emit_json(_device_document(device, sensors))
         return
@@ -182,13 +163,8 @@ def update(
 @app.command("rotate")
 def rotate(device_id: Annotated[str, DEVICE_ID], as_json: bool = JSON_OPTION) -> None:
     """Give a device a new MQTT password, printed once (run `mosquitto sync` afterwards)."""
-    runtime = Runtime.open(load_settings())
-    try:
+    with open_runtime() as runtime:
         credentials = rotate_credentials(catalog=runtime.catalog, device_id=device_id)
-    except CityosError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        runtime.close()
     if as_json:
         _emit_credentials(credentials)
         return
@@ -201,13 +177,8 @@ def rotate(device_id: Annotated[str, DEVICE_ID], as_json: bool = JSON_OPTION) ->
 @app.command("revoke")
 def revoke(device_id: Annotated[str, DEVICE_ID], as_json: bool = JSON_OPTION) -> None:
     """Revoke a device: ingestion refuses it, `mosquitto sync` leaves it out."""
-    runtime = Runtime.open(load_settings())
-    try:
+    with open_runtime() as runtime:
         newly = revoke_device(catalog=runtime.catalog, device_id=device_id)
-    except CityosError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        runtime.close()
     if as_json:
         emit_json({"device_id": device_id, "revoked": True, "already_revoked": not newly})
         return

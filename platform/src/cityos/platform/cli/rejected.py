@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from cityos.platform.cli.output import JSON_OPTION, emit_json
-from cityos.platform.config import load_settings
+from cityos.platform.cli.session import open_runtime
 from cityos.platform.domain.errors import InvalidInput
-from cityos.platform.runtime import Runtime
 from cityos.platform.timefmt import format_rfc3339, parse_rfc3339
 
 app = typer.Typer(help="Messages and readings that ingestion refused.", no_args_is_help=True)
@@ -32,11 +31,8 @@ def list_(
         start = None if since is None else parse_rfc3339(since, field="--since")
     except InvalidInput as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
-    runtime = Runtime.open(load_settings())
-    try:
+    with open_runtime() as runtime:
         records = runtime.catalog.list_rejections(device_id=device, since=start, limit=limit)
-    finally:
-        runtime.close()
     if as_json:
         emit_json(
             [

@@ -58,14 +58,6 @@ class Batch:
         self.items.clear()
         self.size = 0
 
-    def observations(self) -> list[Observation]:
-        """Every observation of the batch."""
-        return [obs for _, outcome in self.items for obs in outcome.observations]
-
-    def rejections(self) -> list[Rejection]:
-        """Every dead letter of the batch."""
-        return [rej for _, outcome in self.items for rej in outcome.rejections]
-
 
 class RateLimitedLog:
     """Logs at most `burst` rejections per window, then one line with how many were muted."""
