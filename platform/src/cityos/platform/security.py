@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cityos.platform.domain.errors import PermissionDenied
 from cityos.platform.domain.model import Domain
+
+DEVICES_ADMIN = "devices:admin"
+"""Scope to register, change, rotate and revoke devices and to read ingestion's dead letters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +26,8 @@ class Principal:
     def can_read(self, domain: Domain) -> bool:
         """Whether this caller may read data of `domain`."""
         return domain.read_scope in self.scopes
+
+    def require(self, scope: str) -> None:
+        """PermissionDenied unless this caller was granted `scope`."""
+        if scope not in self.scopes:
+            raise PermissionDenied(f"this operation needs the scope {scope!r}")

@@ -17,6 +17,10 @@ MAX_NAME_LENGTH = 200
 MAX_UNIT_LENGTH = 32
 
 
+class DeviceRevoked(CityosError):
+    """The device is revoked: it gets no new credentials."""
+
+
 @dataclass(frozen=True, slots=True)
 class SensorSpec:
     """A sensor as declared on the command line: `QUANTITY:UNIT[:MIN:MAX]`."""
@@ -48,19 +52,30 @@ def _bound(text: str, what: str, spec: str) -> float | None:
     return value
 
 
+def sensor_spec(
+    quantity: str, unit: str, valid_min: float | None = None, valid_max: float | None = None
+) -> SensorSpec:
+    """A validated sensor declaration (quantity and unit syntax, finite ordered bounds)."""
+    label = f"{quantity}:{unit}"
+    check_quantity(quantity)
+    if not unit or len(unit) > MAX_UNIT_LENGTH or not unit.isprintable() or " " in unit:
+        raise InvalidInput(f"sensor {label!r}: unit must be a SenML unit symbol such as m or Cel")
+    for what, bound in (("MIN", valid_min), ("MAX", valid_max)):
+        if bound is not None and not math.isfinite(bound):
+            raise InvalidInput(f"sensor {label!r}: {what} must be finite")
+    if valid_min is not None and valid_max is not None and valid_min > valid_max:
+        raise InvalidInput(f"sensor {label!r}: MIN is greater than MAX")
+    return SensorSpec(quantity=quantity, unit=unit, valid_min=valid_min, valid_max=valid_max)
+
+
 def parse_sensor_spec(spec: str) -> SensorSpec:
     """Parse `QUANTITY:UNIT[:MIN:MAX]` (MIN or MAX may be empty)."""
     parts = spec.split(":")
     if len(parts) not in (2, 4):
         raise InvalidInput(f"sensor {spec!r}: expected QUANTITY:UNIT or QUANTITY:UNIT:MIN:MAX")
-    quantity, unit = check_quantity(parts[0]), parts[1]
-    if not unit or len(unit) > MAX_UNIT_LENGTH or not unit.isprintable() or " " in unit:
-        raise InvalidInput(f"sensor {spec!r}: unit must be a SenML unit symbol such as m or Cel")
     low = _bound(parts[2], "MIN", spec) if len(parts) == 4 else None
     high = _bound(parts[3], "MAX", spec) if len(parts) == 4 else None
-    if low is not None and high is not None and low > high:
-        raise InvalidInput(f"sensor {spec!r}: MIN is greater than MAX")
-    return SensorSpec(quantity=quantity, unit=unit, valid_min=low, valid_max=high)
+    return sensor_spec(parts[0], parts[1], low, high)
 
 
 def build_device(
@@ -219,7 +234,7 @@ def rotate_credentials(*, catalog: Catalog, device_id: str) -> NewDeviceCredenti
     """Give a device a new MQTT password (the old one stops working at the next sync)."""
     device = _require_device(catalog, device_id)
     if device.revoked:
-        raise CityosError(f"device {device_id!r} is revoked; a revoked device gets no password")
+        raise DeviceRevoked(f"device {device_id!r} is revoked; a revoked device gets no password")
     password = generate_password()
     catalog.set_credential_hash(device_id, hash_password(password))
     return NewDeviceCredentials(

@@ -26,3 +26,19 @@ class GeoPointType:
     def of(cls, point: GeoPoint | None) -> GeoPointType | None:
         """The GraphQL form of a domain point."""
         return None if point is None else cls(lat=point.lat, lon=point.lon)
+
+
+@strawberry.type(name="InputError", description="A mutation's input was refused; nothing changed")
+class InputError:
+    """An expected failure of a mutation: bad input, with the offending field when known."""
+
+    message: str
+    field: str | None = None
+
+
+@strawberry.type(name="NotFoundError", description="The object a mutation names does not exist")
+class NotFoundError:
+    """An expected failure of a mutation: unknown id."""
+
+    message: str
+    id: strawberry.ID

@@ -9,6 +9,15 @@ from strawberry.types import ExecutionContext
 
 from cityos.platform.api.graphql.errors import ClassifyErrors
 from cityos.platform.api.graphql.scalars import SCALAR_MAP
+from cityos.platform.devices.types import (
+    DeviceConnection,
+    DeviceMutations,
+    DeviceType,
+    RejectedMessageType,
+    resolve_device,
+    resolve_devices,
+    resolve_rejected_messages,
+)
 from cityos.platform.observations.types import (
     OBSERVATIONS_DESCRIPTION,
     ObservationConnection,
@@ -35,6 +44,21 @@ class Query:
     observations: ObservationConnection = strawberry.field(
         resolver=resolve_observations, description=OBSERVATIONS_DESCRIPTION
     )
+    devices: DeviceConnection = strawberry.field(
+        resolver=resolve_devices, description="Registered devices (scope devices:admin)"
+    )
+    device: DeviceType | None = strawberry.field(
+        resolver=resolve_device, description="One device; null when unknown (devices:admin)"
+    )
+    rejected_messages: list[RejectedMessageType] = strawberry.field(
+        resolver=resolve_rejected_messages,
+        description="Messages and readings ingestion refused, newest first (devices:admin)",
+    )
+
+
+@strawberry.type
+class Mutation(DeviceMutations):
+    """Changes to cityos; each needs its admin scope, expected failures are result types."""
 
 
 class CityosSchema(strawberry.Schema):
@@ -50,6 +74,7 @@ def build_schema() -> strawberry.Schema:
     """The cityos GraphQL schema."""
     return CityosSchema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[ClassifyErrors],
     )
