@@ -449,6 +449,25 @@ def test_rejections_newest_first_with_filters(catalog: Catalog) -> None:
     assert catalog.list_rejections(device_id="unknown") == []
 
 
+def test_purging_rejections_keeps_the_newer_ones(catalog: Catalog) -> None:
+    catalog.record_rejections(
+        [
+            Rejection(
+                received_at=T0 + timedelta(days=i),
+                reason=f"reason {i}",
+                topic="cityos/v1/devices/dev-0/up",
+                excerpt="",
+            )
+            for i in range(5)
+        ]
+    )
+    assert catalog.purge_rejections(before=T0 + timedelta(days=2)) == 2
+    assert [r.reason for r in catalog.list_rejections()] == ["reason 4", "reason 3", "reason 2"]
+    assert catalog.purge_rejections(before=T0 + timedelta(days=2)) == 0
+    with pytest.raises(InvalidInput):
+        catalog.purge_rejections(before=datetime(2026, 1, 1))  # naive on purpose
+
+
 def test_rejections_keep_times_utc_aware_and_strings_intact(catalog: Catalog) -> None:
     hostile = Rejection(
         received_at=T0,

@@ -336,3 +336,20 @@ def test_rejected_list_empty_and_bad_values(runner: CliRunner) -> None:
         assert result.exit_code == 2, (argv, result.output)
     no_offset = runner.invoke(app, ["rejected", "list", "--since", "2026-07-01T09:00:00"])
     assert "offset" in no_offset.stderr
+
+
+def test_rejected_purge_deletes_only_old_records(runner: CliRunner) -> None:
+    record_rejections()  # 2026-07-01, long before "now"
+    runtime = Runtime.open(load_settings())
+    try:
+        runtime.catalog.record_rejections(
+            [Rejection(datetime.now(UTC), "fresh", "cityos/v1/devices/ghost/up", "{}", "ghost")]
+        )
+    finally:
+        runtime.close()
+    assert run_json(runner, "rejected", "purge", "--older-than-days", "30") == {"deleted": 3}
+    assert [r["reason"] for r in run_json(runner, "rejected", "list")] == ["fresh"]
+    human = runner.invoke(app, ["rejected", "purge", "--older-than-days", "30"])
+    assert "deleted 0 dead-letter records older than 30 days" in human.stdout
+    assert runner.invoke(app, ["rejected", "purge", "--older-than-days", "0"]).exit_code == 2
+    assert runner.invoke(app, ["rejected", "purge"]).exit_code == 2

@@ -70,6 +70,11 @@ class IngestSettings(BaseModel):
     )
     batch_size: int = Field(default=5000, ge=1, description="flush a batch at this many readings")
     flush_interval_ms: int = Field(default=100, ge=1, description="... or after this long")
+    rejected_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="purge dead letters older than this (hourly in `ingest`); 0 keeps all",
+    )
     device_cache_seconds: float = Field(
         default=5.0, ge=0, description="how long device/sensor lookups are cached"
     )

@@ -210,6 +210,10 @@ class Catalog(Protocol):
         """Dead-letter records, newest first."""
         ...
 
+    def purge_rejections(self, *, before: datetime) -> int:
+        """Delete dead-letter records received before `before`; how many were deleted."""
+        ...
+
     # administrative data
     def upsert_dataset_facilities(
         self, dataset: Dataset, facilities: Sequence[Facility]

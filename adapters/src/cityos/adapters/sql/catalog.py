@@ -310,6 +310,13 @@ class SqlCatalog:
             rows = connection.execute(query.limit(limit)).mappings()
             return [rejection_from_row(row) for row in rows]
 
+    def purge_rejections(self, *, before: datetime) -> int:
+        """Delete dead-letter records received before `before`; how many were deleted."""
+        table = t.rejections
+        statement = sa.delete(table).where(table.c.received_at < require_aware(before, "before"))
+        with self._write("purging old rejections") as connection:
+            return int(connection.execute(statement).rowcount)
+
     # ------------------------------------------------------------ administrative data
 
     def upsert_dataset_facilities(

@@ -9,6 +9,7 @@ import typer
 from cityos.platform.cli.output import JSON_OPTION, emit_json
 from cityos.platform.cli.session import open_runtime
 from cityos.platform.domain.errors import InvalidInput
+from cityos.platform.ingest.retention import purge_old_rejections
 from cityos.platform.timefmt import format_rfc3339, parse_rfc3339
 
 app = typer.Typer(help="Messages and readings that ingestion refused.", no_args_is_help=True)
@@ -56,3 +57,20 @@ def list_(
             where += f".{r.quantity}"
         typer.echo(f"{format_rfc3339(r.received_at)}  {where}  {r.reason}")
         typer.echo(f"    topic {r.topic}  excerpt {r.excerpt[:200]!r}")
+
+
+@app.command("purge")
+def purge(
+    older_than: Annotated[
+        int,
+        typer.Option("--older-than-days", min=1, help="delete records older than this many days"),
+    ],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete dead-letter records older than N days (`ingest` also does this hourly)."""
+    with open_runtime() as runtime:
+        deleted = purge_old_rejections(runtime.catalog, days=older_than)
+    if as_json:
+        emit_json({"deleted": deleted})
+        return
+    typer.echo(f"deleted {deleted} dead-letter records older than {older_than} days")
