@@ -6,6 +6,7 @@ import time.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,6 +60,34 @@ class MqttSettings(BaseModel):
     worker_password_file: Path | None = Field(
         default=None, description="... or a secret file holding it (first line)"
     )
+
+
+class TtnSettings(BaseModel):
+    """A The Things Stack (v3) MQTT server that `cityos ingest` also subscribes to."""
+
+    url: str | None = Field(
+        default=None,
+        description="TTS MQTT server, e.g. `mqtts://eu1.cloud.thethings.network:8883`; unset = off",
+    )
+    application: str | None = Field(
+        default=None, description="`<application id>@<tenant id>` (the MQTT username), e.g. `x@ttn`"
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="TTS API key with the right to read application traffic"
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="... or a secret file holding it (first line)"
+    )
+    client_id: str = Field(default="cityos-ttn", description="MQTT client id used at TTS")
+
+    @field_validator("application")
+    @classmethod
+    def _check_application(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"[a-z0-9](?:[-]?[a-z0-9]){1,35}@[a-z0-9-]+", value
+        ):
+            raise ValueError("expected `<application id>@<tenant id>`, e.g. `omaezaki-sensors@ttn`")
+        return value
 
 
 class IngestSettings(BaseModel):
@@ -145,6 +174,7 @@ class Settings(BaseSettings):
     db: DbSettings = Field(default_factory=DbSettings)
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ttn: TtnSettings = Field(default_factory=TtnSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -106,6 +106,13 @@ class Runtime:
         factory = plugins.load(plugins.MESSAGE_SOURCES, "mqtt")
         return cast(MessageSource, factory(self.settings, url=url))
 
+    def new_ttn_source(self) -> MessageSource | None:
+        """The TTN integration's subscription when CITYOS__TTN__URL is set, else None."""
+        if self.settings.ttn.url is None:
+            return None
+        factory = plugins.load(plugins.MESSAGE_SOURCES, "ttn")
+        return cast(MessageSource, factory(self.settings))
+
     def new_publisher(self, url: str, client_id: str) -> MessagePublisher:
         """A message publisher connected to `url`."""
         factory = plugins.load(plugins.MESSAGE_PUBLISHERS, "mqtt")

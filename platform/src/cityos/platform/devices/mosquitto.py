@@ -15,6 +15,7 @@ from cityos.platform.devices.credentials import hash_password
 from cityos.platform.domain.errors import CityosError, InvalidInput
 from cityos.platform.domain.ids import check_device_id
 from cityos.platform.ports import DeviceCredential
+from cityos.platform.secrets import read_secret_file
 
 FILE_MODE = 0o640  # the broker's group reads it; nobody else
 UPLINK = "cityos/v1/devices/{}/up"
@@ -161,15 +162,7 @@ def worker_password(
     if password:
         return password
     if password_file is not None:
-        try:
-            lines = password_file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise CityosError(
-                f"cannot read worker password file {password_file}: {exc.strerror}"
-            ) from None
-        if lines and lines[0]:
-            return lines[0]
-        raise CityosError(f"worker password file {password_file} is empty")
+        return read_secret_file(password_file, "worker password")
     if url_password and url_username == username:
         return url_password
     raise CityosError(
