@@ -99,6 +99,12 @@ class IngestSettings(BaseModel):
     )
     batch_size: int = Field(default=5000, ge=1, description="flush a batch at this many readings")
     flush_interval_ms: int = Field(default=100, ge=1, description="... or after this long")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="interface of `cityos ingest`'s own GET /metrics"
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="... and its port (0 = off)"
+    )
     rejected_retention_days: int = Field(
         default=90,
         ge=0,
