@@ -16,13 +16,17 @@ from cityos.platform import plugins
 from cityos.platform.config import DbSettings, Settings
 from cityos.platform.domain.errors import AlreadyExists, InvalidInput, NotFound, RetryableError
 from cityos.platform.domain.model import (
+    AuditEvent,
     Dataset,
     Device,
     Domain,
     Facility,
     GeoPoint,
+    OAuthClient,
     Rejection,
+    RevokedToken,
     Sensor,
+    SigningKey,
 )
 from cityos.platform.ports import Catalog, DeviceCredential, UpsertCounts
 
@@ -665,3 +669,178 @@ def test_upsert_bumps_updated_at_only_on_change(catalog: SqlCatalog) -> None:
     assert after["1"] == created["1"]
     assert after["2"] != created["2"]
     assert "2" not in [f.source_key for f in catalog.list_facilities()]
+
+
+# ---------------------------------------------------------------- OAuth clients
+
+
+def make_client(client_id: str = "c0ffee", **changes: object) -> OAuthClient:
+    client = OAuthClient(
+        id=client_id,
+        name="焼津サーフ情報 partner",
+        scopes=frozenset({"tourism:read", "export:read"}),
+        created_at=T0,
+    )
+    return replace(client, **changes)  # type: ignore[arg-type]
+
+
+def test_oauth_clients_round_trip_with_their_secret_hash(catalog: Catalog) -> None:
+    catalog.add_oauth_client(make_client("b-client"), secret_hash="pbkdf2_sha256$1$s$h")
+    catalog.add_oauth_client(
+        make_client("a-client", name=HOSTILE, scopes=frozenset()), secret_hash="other"
+    )
+    assert catalog.get_oauth_client("b-client") == make_client("b-client")
+    stored = catalog.get_oauth_client("a-client")
+    assert stored is not None
+    assert (stored.name, stored.scopes) == (HOSTILE, frozenset())
+    assert stored.created_at == T0
+    assert stored.created_at.utcoffset() == timedelta(0)
+    assert catalog.oauth_client_secret_hash("b-client") == "pbkdf2_sha256$1$s$h"
+    assert [c.id for c in catalog.list_oauth_clients()] == ["a-client", "b-client"]
+    assert catalog.get_oauth_client("nope") is None
+    assert catalog.oauth_client_secret_hash("nope") is None
+
+
+def test_duplicate_oauth_client_is_already_exists(catalog: Catalog) -> None:
+    catalog.add_oauth_client(make_client(), secret_hash="first")
+    with pytest.raises(AlreadyExists):
+        catalog.add_oauth_client(make_client(name="other"), secret_hash="second")
+    assert catalog.oauth_client_secret_hash("c0ffee") == "first"
+    assert [c.name for c in catalog.list_oauth_clients()] == ["焼津サーフ情報 partner"]
+
+
+def test_oauth_client_scopes_must_be_single_words(catalog: Catalog) -> None:
+    for bad in ("tourism:read export:read", ""):
+        with pytest.raises(InvalidInput):
+            catalog.add_oauth_client(make_client(scopes=frozenset({bad})), secret_hash="h")
+    assert catalog.list_oauth_clients() == []
+
+
+def test_rotating_an_oauth_client_secret_sets_rotated_at(catalog: Catalog) -> None:
+    catalog.add_oauth_client(make_client(), secret_hash="old")
+    before = datetime.now(UTC)
+    rotated = catalog.set_oauth_client_secret("c0ffee", "new")
+    assert catalog.oauth_client_secret_hash("c0ffee") == "new"
+    assert rotated.rotated_at is not None
+    assert before - timedelta(seconds=1) <= rotated.rotated_at <= datetime.now(UTC)
+    assert catalog.get_oauth_client("c0ffee") == rotated
+    assert rotated == make_client(rotated_at=rotated.rotated_at)
+    with pytest.raises(NotFound):
+        catalog.set_oauth_client_secret("nope", "x")
+
+
+def test_revoking_an_oauth_client_is_idempotent_and_keeps_the_first_time(
+    catalog: Catalog,
+) -> None:
+    catalog.add_oauth_client(make_client(), secret_hash="h")
+    catalog.add_oauth_client(make_client("other"), secret_hash="h")
+    first = catalog.revoke_oauth_client("c0ffee")
+    assert first.revoked
+    assert first.revoked_at is not None
+    time.sleep(0.01)
+    again = catalog.revoke_oauth_client("c0ffee")
+    assert again == first
+    assert catalog.get_oauth_client("c0ffee") == first
+    other = catalog.get_oauth_client("other")
+    assert other is not None
+    assert not other.revoked
+    assert other.revoked_at is None
+    with pytest.raises(NotFound):
+        catalog.revoke_oauth_client("nope")
+
+
+# ---------------------------------------------------------------- signing keys
+
+
+def make_key(kid: str, created_at: datetime = T0) -> SigningKey:
+    return SigningKey(
+        kid=kid, algorithm="ES256", private_jwk=f'{{"kid": "{kid}"}}', created_at=created_at
+    )
+
+
+def test_a_new_signing_key_retires_the_others_at_its_creation(catalog: Catalog) -> None:
+    catalog.add_signing_key(make_key("k1"))
+    assert catalog.list_signing_keys() == [make_key("k1")]
+    t1 = T0 + timedelta(hours=1)
+    catalog.add_signing_key(make_key("k2", t1))
+    t2 = T0 + timedelta(hours=2)
+    catalog.add_signing_key(make_key("k3", t2))
+    keys = catalog.list_signing_keys()
+    assert [(k.kid, k.retired_at) for k in keys] == [("k1", t1), ("k2", t2), ("k3", None)]
+    assert keys[0].private_jwk == '{"kid": "k1"}'
+    assert all(k.created_at.utcoffset() == timedelta(0) for k in keys)
+
+
+def test_a_duplicate_kid_changes_nothing(catalog: Catalog) -> None:
+    catalog.add_signing_key(make_key("k1"))
+    with pytest.raises(AlreadyExists):
+        catalog.add_signing_key(make_key("k1", T0 + timedelta(hours=1)))
+    assert catalog.list_signing_keys() == [make_key("k1")]
+
+
+def test_deleting_signing_keys_retired_long_ago(catalog: Catalog) -> None:
+    for hours, kid in enumerate(("k1", "k2", "k3")):
+        catalog.add_signing_key(make_key(kid, T0 + timedelta(hours=hours)))
+    # k1 retired at T0+1h, k2 at T0+2h, k3 is active
+    assert catalog.delete_signing_keys(retired_before=T0 + timedelta(hours=1, minutes=30)) == 1
+    assert [k.kid for k in catalog.list_signing_keys()] == ["k2", "k3"]
+    assert catalog.delete_signing_keys(retired_before=T0 + timedelta(days=9)) == 1
+    assert [k.kid for k in catalog.list_signing_keys()] == ["k3"]
+
+
+# ---------------------------------------------------------------- revoked tokens
+
+
+def test_revoked_tokens_are_kept_until_they_expire(catalog: Catalog) -> None:
+    early = RevokedToken(
+        jti="jti-1", client_id="c0ffee", expires_at=T0 + timedelta(minutes=5), revoked_at=T0
+    )
+    late = RevokedToken(
+        jti="jti-2", client_id="c0ffee", expires_at=T0 + timedelta(minutes=15), revoked_at=T0
+    )
+    catalog.revoke_token(early)
+    catalog.revoke_token(late)
+    catalog.revoke_token(replace(early, expires_at=T0 + timedelta(days=1)))  # idempotent
+    assert catalog.list_revoked_tokens(expiring_after=T0) == [early, late]
+    assert catalog.list_revoked_tokens(expiring_after=T0 + timedelta(minutes=10)) == [late]
+    assert catalog.purge_revoked_tokens(expired_before=T0 + timedelta(minutes=10)) == 1
+    assert catalog.list_revoked_tokens(expiring_after=T0) == [late]
+    with pytest.raises(InvalidInput):
+        catalog.revoke_token(replace(late, jti="naive", expires_at=datetime(2026, 7, 1)))
+
+
+# ---------------------------------------------------------------- audit log
+
+
+def test_audit_events_newest_first_with_filters(catalog: Catalog) -> None:
+    events = [
+        AuditEvent(
+            time=T0 + timedelta(minutes=n),
+            client_id=client,
+            operation="query observations",
+            resources=(f"omaezaki-port.tide_level#{n}",),
+            details={"n": n, "text": HOSTILE, "nested": {"list": [1, 2.5, None]}},
+            source_ip="192.0.2.10" if n % 2 else "2001:db8::1",
+        )
+        for n, client in enumerate(["a", "b", "a", None, "a"])
+    ]
+    catalog.append_audit(events[:3])
+    catalog.append_audit(events[3:])
+    catalog.append_audit([])
+    assert catalog.list_audit() == events[::-1]
+    assert catalog.list_audit(client_id="a") == [events[4], events[2], events[0]]
+    assert catalog.list_audit(client_id="a", since=T0 + timedelta(minutes=2)) == [
+        events[4],
+        events[2],
+    ]
+    assert catalog.list_audit(limit=2) == [events[4], events[3]]
+    assert catalog.list_audit(limit=0) == []
+    assert all(e.time.utcoffset() == timedelta(0) for e in catalog.list_audit())
+
+
+def test_audit_refuses_naive_times(catalog: Catalog) -> None:
+    with pytest.raises(InvalidInput):
+        catalog.append_audit(
+            [AuditEvent(time=datetime(2026, 7, 1), client_id=None, operation="query")]
+        )
+    assert catalog.list_audit() == []

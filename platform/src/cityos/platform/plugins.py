@@ -1,4 +1,4 @@
-"""Find adapters, decoders, connectors and brokers by short name through entry points."""
+"""Find adapters, decoders, connectors, brokers and auth by short name through entry points."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ MESSAGE_SOURCES = "cityos.message_sources"
 MESSAGE_PUBLISHERS = "cityos.message_publishers"
 BROKERS = "cityos.brokers"
 CONNECTORS = "cityos.connectors"
+AUTH = "cityos.auth"
 
 
 def available(group: str) -> dict[str, EntryPoint]:

@@ -11,6 +11,7 @@ sees these Protocols. What each entry-point group registers is a factory:
 - `cityos.brokers`: `create(settings: Settings, *, host: str, port: int, state_dir: Path)
   -> EmbeddedBroker` (raises ConfigError when its technology is not available here)
 - `cityos.connectors`: `create(settings: Settings) -> Connector`
+- `cityos.auth`: `create(settings: Settings, *, catalog: Catalog) -> AuthServer`
 """
 
 from __future__ import annotations
@@ -18,18 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from cityos.platform.domain.errors import CityosError
 from cityos.platform.domain.model import (
+    AuditEvent,
     Dataset,
     Device,
     Domain,
     Facility,
     GeoPoint,
+    OAuthClient,
     Observation,
     Rejection,
+    RevokedToken,
     Sensor,
+    SigningKey,
 )
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 # ---------------------------------------------------------------- time series
 
@@ -231,6 +240,67 @@ class Catalog(Protocol):
         """Facilities, optionally of some kinds, ordered by id."""
         ...
 
+    # OAuth clients
+    def add_oauth_client(self, client: OAuthClient, *, secret_hash: str) -> None:
+        """Register an OAuth client with its secret hash; AlreadyExists if the id is taken."""
+
+    def get_oauth_client(self, client_id: str) -> OAuthClient | None:
+        """The client with that id, or None."""
+        ...
+
+    def oauth_client_secret_hash(self, client_id: str) -> str | None:
+        """The stored secret hash of a client, or None if the client is unknown."""
+        ...
+
+    def list_oauth_clients(self) -> list[OAuthClient]:
+        """All clients (revoked ones included), ordered by id."""
+        ...
+
+    def set_oauth_client_secret(self, client_id: str, secret_hash: str) -> OAuthClient:
+        """Replace a client's secret hash and set its rotated time; NotFound if unknown."""
+        ...
+
+    def revoke_oauth_client(self, client_id: str) -> OAuthClient:
+        """Mark a client revoked (idempotent; the first revocation time is kept); NotFound."""
+        ...
+
+    # signing keys of the authorization server
+    def add_signing_key(self, key: SigningKey) -> None:
+        """Store a new key and retire every unretired other key as of its creation, atomically.
+
+        AlreadyExists if the kid is taken.
+        """
+
+    def list_signing_keys(self) -> list[SigningKey]:
+        """All stored signing keys, oldest first."""
+        ...
+
+    def delete_signing_keys(self, *, retired_before: datetime) -> int:
+        """Delete keys retired before `retired_before`; how many were deleted."""
+        ...
+
+    # revoked access tokens
+    def revoke_token(self, token: RevokedToken) -> None:
+        """Record a revoked token id (idempotent: a jti already recorded is kept as it is)."""
+
+    def list_revoked_tokens(self, *, expiring_after: datetime) -> list[RevokedToken]:
+        """Revoked tokens that expire after `expiring_after` (the ones still worth refusing)."""
+        ...
+
+    def purge_revoked_tokens(self, *, expired_before: datetime) -> int:
+        """Forget revoked tokens that expired before `expired_before`; how many."""
+        ...
+
+    # audit log (append-only)
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append audit events."""
+
+    def list_audit(
+        self, *, client_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        """Audit events, newest first (optionally of one client, at or after `since`)."""
+        ...
+
 
 # ---------------------------------------------------------------- ingestion
 
@@ -388,3 +458,87 @@ class TokenVerifier(Protocol):
     def verify(self, token: str) -> tuple[str, frozenset[str]]:
         """Return (client_id, scopes) or raise PermissionDenied for any invalid token."""
         ...
+
+
+class ClientRevoked(CityosError):
+    """The OAuth client is revoked: it gets no new secret and no tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecret:
+    """A client and its plain secret: shown once, stored only as a hash."""
+
+    client: OAuthClient
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """An access token with its lifetime in seconds and granted scopes."""
+
+    access_token: str
+    expires_in: int
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyInfo:
+    """A signing key's public facts; `published_until` is None while it signs."""
+
+    kid: str
+    algorithm: str
+    created_at: datetime
+    retired_at: datetime | None
+    published_until: datetime | None
+
+
+@runtime_checkable
+class AuthServer(Protocol):
+    """The OAuth2 authorization server: HTTP endpoints, token verification, administration."""
+
+    @property
+    def router(self) -> APIRouter:
+        """The `/oauth/*` and `/.well-known/*` routes, to include in the HTTP app."""
+        ...
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """Verifies bearer tokens (this server's and a configured external issuer's)."""
+        ...
+
+    def add_client(self, *, name: str, scopes: frozenset[str]) -> ClientSecret:
+        """Register a client granted `scopes` (known scopes only; InvalidInput otherwise)."""
+        ...
+
+    def get_client(self, client_id: str) -> OAuthClient | None:
+        """One client, or None."""
+        ...
+
+    def list_clients(self) -> list[OAuthClient]:
+        """All clients, ordered by id."""
+        ...
+
+    def rotate_client_secret(self, client_id: str) -> ClientSecret:
+        """A new secret for a client (NotFound; ClientRevoked); tokens already issued stay valid."""
+        ...
+
+    def revoke_client(self, client_id: str) -> OAuthClient:
+        """Revoke a client (idempotent; NotFound): its tokens stop working at once here."""
+        ...
+
+    def issue_token(
+        self, client_id: str, *, scopes: frozenset[str] | None = None, issuer: str | None = None
+    ) -> IssuedToken:
+        """A token for a client without HTTP (the demo); all its scopes when `scopes` is None."""
+        ...
+
+    def signing_keys(self) -> list[SigningKeyInfo]:
+        """The stored signing keys, oldest first."""
+        ...
+
+    def rotate_signing_key(self) -> SigningKeyInfo:
+        """Start signing with a new key; older keys verify until their tokens have expired."""
+        ...
+
+    def close(self) -> None:
+        """Stop background work."""

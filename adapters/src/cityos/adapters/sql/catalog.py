@@ -14,26 +14,39 @@ from cityos.adapters.sql import facilities as facility_upsert
 from cityos.adapters.sql import tables as t
 from cityos.adapters.sql.engine import create_catalog_engine, upgrade, writer
 from cityos.adapters.sql.rows import (
+    Values,
+    audit_event_from_row,
+    audit_event_values,
     dataset_from_row,
     device_from_row,
     device_update_values,
     device_values,
     facility_from_row,
+    oauth_client_from_row,
+    oauth_client_values,
     rejection_from_row,
     rejection_values,
     require_aware,
+    revoked_token_from_row,
+    revoked_token_values,
     sensor_from_row,
     sensor_values,
+    signing_key_from_row,
+    signing_key_values,
 )
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import AlreadyExists, InvalidInput, NotFound, RetryableError
 from cityos.platform.domain.model import (
+    AuditEvent,
     Dataset,
     Device,
     Domain,
     Facility,
+    OAuthClient,
     Rejection,
+    RevokedToken,
     Sensor,
+    SigningKey,
 )
 from cityos.platform.ports import DeviceCredential, UpsertCounts
 
@@ -77,7 +90,7 @@ def _check_sensors(device: Device, sensor_list: Sequence[Sensor]) -> None:
 
 
 class SqlCatalog:
-    """Devices, sensors, dead letters, datasets and facilities in one SQL database."""
+    """Devices, sensors, dead letters, datasets, facilities, OAuth state and audit in SQL."""
 
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._engine = engine
@@ -352,6 +365,183 @@ class SqlCatalog:
             query = query.where(table.c.withdrawn.is_(False))
         with self._read("listing facilities") as connection:
             return [facility_from_row(row) for row in connection.execute(query).mappings()]
+
+    # ------------------------------------------------------------ OAuth clients
+
+    def add_oauth_client(self, client: OAuthClient, *, secret_hash: str) -> None:
+        """Register an OAuth client with its secret hash; AlreadyExists if the id is taken."""
+        values = oauth_client_values(client, secret_hash=secret_hash)
+        taken = AlreadyExists(f"OAuth client {client.id!r} already exists")
+        try:
+            with self._write("adding an OAuth client") as connection:
+                table = t.oauth_clients
+                exists = connection.execute(
+                    sa.select(table.c.id).where(table.c.id == client.id)
+                ).first()
+                if exists is not None:
+                    raise taken
+                connection.execute(sa.insert(table).values(values))
+        except IntegrityError as exc:
+            raise taken from exc
+
+    def _client_row(self, connection: Connection, client_id: str) -> OAuthClient | None:
+        table = t.oauth_clients
+        row = connection.execute(sa.select(table).where(table.c.id == client_id)).mappings().first()
+        return oauth_client_from_row(row) if row is not None else None
+
+    def get_oauth_client(self, client_id: str) -> OAuthClient | None:
+        """The client with that id, or None."""
+        with self._read("reading an OAuth client") as connection:
+            return self._client_row(connection, client_id)
+
+    def oauth_client_secret_hash(self, client_id: str) -> str | None:
+        """The stored secret hash of a client, or None if the client is unknown."""
+        table = t.oauth_clients
+        query = sa.select(table.c.secret_hash).where(table.c.id == client_id)
+        with self._read("reading an OAuth client secret") as connection:
+            value = connection.execute(query).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def list_oauth_clients(self) -> list[OAuthClient]:
+        """All clients (revoked ones included), ordered by id."""
+        table = t.oauth_clients
+        with self._read("listing OAuth clients") as connection:
+            rows = connection.execute(sa.select(table).order_by(table.c.id)).mappings()
+            return [oauth_client_from_row(row) for row in rows]
+
+    def _update_client(
+        self, client_id: str, action: str, *changes: tuple[sa.ColumnElement[bool], Values]
+    ) -> OAuthClient:
+        """Apply (extra condition, values) updates to one client in one transaction."""
+        table = t.oauth_clients
+        with self._write(action) as connection:
+            client = self._client_row(connection, client_id)
+            if client is None:
+                raise NotFound(f"no OAuth client {client_id!r}")
+            for condition, values in changes:
+                connection.execute(
+                    sa.update(table).where(table.c.id == client_id, condition).values(values)
+                )
+            updated = self._client_row(connection, client_id)
+        assert updated is not None
+        return updated
+
+    def set_oauth_client_secret(self, client_id: str, secret_hash: str) -> OAuthClient:
+        """Replace a client's secret hash and set its rotated time; NotFound if unknown."""
+        return self._update_client(
+            client_id,
+            "rotating an OAuth client secret",
+            (sa.true(), {"secret_hash": secret_hash, "rotated_at": self._now()}),
+        )
+
+    def revoke_oauth_client(self, client_id: str) -> OAuthClient:
+        """Mark a client revoked (idempotent; the first revocation time is kept); NotFound."""
+        table = t.oauth_clients
+        return self._update_client(
+            client_id,
+            "revoking an OAuth client",
+            (table.c.revoked_at.is_(None), {"revoked_at": self._now()}),
+            (sa.true(), {"revoked": True}),
+        )
+
+    # ------------------------------------------------------------ signing keys
+
+    def add_signing_key(self, key: SigningKey) -> None:
+        """Store a new key and retire every unretired other key as of its creation, atomically."""
+        values = signing_key_values(key)
+        table = t.signing_keys
+        taken = AlreadyExists(f"signing key {key.kid!r} already exists")
+        try:
+            with self._write("adding a signing key") as connection:
+                if connection.execute(sa.select(table.c.kid).where(table.c.kid == key.kid)).first():
+                    raise taken
+                connection.execute(
+                    sa.update(table)
+                    .where(table.c.retired_at.is_(None))
+                    .values(retired_at=values["created_at"])
+                )
+                connection.execute(sa.insert(table).values(values))
+        except IntegrityError as exc:
+            raise taken from exc
+
+    def list_signing_keys(self) -> list[SigningKey]:
+        """All stored signing keys, oldest first."""
+        table = t.signing_keys
+        query = sa.select(table).order_by(table.c.created_at, table.c.kid)
+        with self._read("listing signing keys") as connection:
+            return [signing_key_from_row(row) for row in connection.execute(query).mappings()]
+
+    def delete_signing_keys(self, *, retired_before: datetime) -> int:
+        """Delete keys retired before `retired_before`; how many were deleted."""
+        table = t.signing_keys
+        statement = sa.delete(table).where(
+            table.c.retired_at.is_not(None),
+            table.c.retired_at < require_aware(retired_before, "retired_before"),
+        )
+        with self._write("deleting retired signing keys") as connection:
+            return int(connection.execute(statement).rowcount)
+
+    # ------------------------------------------------------------ revoked tokens
+
+    def revoke_token(self, token: RevokedToken) -> None:
+        """Record a revoked token id (idempotent: a jti already recorded is kept as it is)."""
+        values = revoked_token_values(token)
+        table = t.revoked_tokens
+        try:
+            with self._write("revoking a token") as connection:
+                if connection.execute(
+                    sa.select(table.c.jti).where(table.c.jti == token.jti)
+                ).first():
+                    return
+                connection.execute(sa.insert(table).values(values))
+        except IntegrityError:  # a concurrent revocation of the same token won the race
+            return
+
+    def list_revoked_tokens(self, *, expiring_after: datetime) -> list[RevokedToken]:
+        """Revoked tokens that expire after `expiring_after` (the ones still worth refusing)."""
+        table = t.revoked_tokens
+        query = (
+            sa.select(table)
+            .where(table.c.expires_at > require_aware(expiring_after, "expiring_after"))
+            .order_by(table.c.jti)
+        )
+        with self._read("listing revoked tokens") as connection:
+            return [revoked_token_from_row(row) for row in connection.execute(query).mappings()]
+
+    def purge_revoked_tokens(self, *, expired_before: datetime) -> int:
+        """Forget revoked tokens that expired before `expired_before`; how many."""
+        table = t.revoked_tokens
+        statement = sa.delete(table).where(
+            table.c.expires_at < require_aware(expired_before, "expired_before")
+        )
+        with self._write("purging revoked tokens") as connection:
+            return int(connection.execute(statement).rowcount)
+
+    # ------------------------------------------------------------ audit log
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append audit events."""
+        if not events:
+            return
+        values = [audit_event_values(event) for event in events]
+        with self._write("appending audit events") as connection:
+            connection.execute(sa.insert(t.audit_events), values)
+
+    def list_audit(
+        self, *, client_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        """Audit events, newest first (optionally of one client, at or after `since`)."""
+        if limit <= 0:
+            return []
+        table = t.audit_events
+        query = sa.select(table).order_by(table.c.time.desc(), table.c.id.desc())
+        if client_id is not None:
+            query = query.where(table.c.client_id == client_id)
+        if since is not None:
+            query = query.where(table.c.time >= require_aware(since, "since"))
+        with self._read("listing audit events") as connection:
+            rows = connection.execute(query.limit(limit)).mappings()
+            return [audit_event_from_row(row) for row in rows]
 
 
 def create_catalog(settings: Settings) -> SqlCatalog:

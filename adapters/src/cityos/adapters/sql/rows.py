@@ -10,13 +10,17 @@ from sqlalchemy.engine import RowMapping
 
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import (
+    AuditEvent,
     Dataset,
     Device,
     Domain,
     Facility,
     GeoPoint,
+    OAuthClient,
     Rejection,
+    RevokedToken,
     Sensor,
+    SigningKey,
 )
 
 Values = dict[str, Any]
@@ -213,4 +217,106 @@ def stored_content(row: RowMapping) -> Values:
         "domain": row["domain"],
         "hazards": sorted(row["hazards"] or ()),
         "attributes": row["attributes"] or {},
+    }
+
+
+def oauth_client_from_row(row: RowMapping) -> OAuthClient:
+    """Build an OAuthClient from an `oauth_clients` row."""
+    return OAuthClient(
+        id=row["id"],
+        name=row["name"],
+        scopes=frozenset(row["scopes"].split()),
+        created_at=row["created_at"],
+        revoked=bool(row["revoked"]),
+        rotated_at=row["rotated_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def oauth_client_values(client: OAuthClient, *, secret_hash: str) -> Values:
+    """Column values of a new `oauth_clients` row."""
+    for scope in client.scopes:
+        if not scope or any(ch.isspace() for ch in scope):
+            raise InvalidInput(f"scope {scope!r} is empty or contains white space", field="scopes")
+    return {
+        "id": client.id,
+        "name": client.name,
+        "scopes": " ".join(sorted(client.scopes)),
+        "secret_hash": secret_hash,
+        "revoked": client.revoked,
+        "created_at": require_aware(client.created_at, "created_at"),
+        "rotated_at": None
+        if client.rotated_at is None
+        else require_aware(client.rotated_at, "rotated_at"),
+        "revoked_at": None
+        if client.revoked_at is None
+        else require_aware(client.revoked_at, "revoked_at"),
+    }
+
+
+def signing_key_from_row(row: RowMapping) -> SigningKey:
+    """Build a SigningKey from a `signing_keys` row."""
+    return SigningKey(
+        kid=row["kid"],
+        algorithm=row["algorithm"],
+        private_jwk=row["private_jwk"],
+        created_at=row["created_at"],
+        retired_at=row["retired_at"],
+    )
+
+
+def signing_key_values(key: SigningKey) -> Values:
+    """Column values of a new `signing_keys` row."""
+    return {
+        "kid": key.kid,
+        "algorithm": key.algorithm,
+        "private_jwk": key.private_jwk,
+        "created_at": require_aware(key.created_at, "created_at"),
+        "retired_at": None
+        if key.retired_at is None
+        else require_aware(key.retired_at, "retired_at"),
+    }
+
+
+def revoked_token_from_row(row: RowMapping) -> RevokedToken:
+    """Build a RevokedToken from a `revoked_tokens` row."""
+    return RevokedToken(
+        jti=row["jti"],
+        client_id=row["client_id"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def revoked_token_values(token: RevokedToken) -> Values:
+    """Column values of a new `revoked_tokens` row."""
+    return {
+        "jti": token.jti,
+        "client_id": token.client_id,
+        "expires_at": require_aware(token.expires_at, "expires_at"),
+        "revoked_at": require_aware(token.revoked_at, "revoked_at"),
+    }
+
+
+def audit_event_from_row(row: RowMapping) -> AuditEvent:
+    """Build an AuditEvent from an `audit_events` row."""
+    return AuditEvent(
+        time=row["time"],
+        client_id=row["client_id"],
+        operation=row["operation"],
+        resources=tuple(row["resources"] or ()),
+        details=dict(row["details"] or {}),
+        source_ip=row["source_ip"],
+    )
+
+
+def audit_event_values(event: AuditEvent) -> Values:
+    """Column values of a new `audit_events` row (details go through JSON once)."""
+    return {
+        "time": require_aware(event.time, "time"),
+        "client_id": event.client_id,
+        "operation": event.operation,
+        "resources": [str(resource) for resource in event.resources],
+        "details": json.loads(json.dumps(event.details, ensure_ascii=False, default=str)),
+        "source_ip": event.source_ip,
     }

@@ -142,3 +142,59 @@ facilities = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("dataset_id", "source_key"),
 )
+
+# ---------------------------------------------------------------- OAuth2 and audit (0002)
+
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    # granted scopes, space-separated and sorted (as in an OAuth `scope` parameter)
+    sa.Column("scopes", sa.Text(), nullable=False),
+    sa.Column("secret_hash", sa.Text(), nullable=False),
+    sa.Column("revoked", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("rotated_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+# The authorization server's private keys (JWK JSON). Whoever can read this table can sign
+# tokens: protect the database like the keys themselves.
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("kid", Key, primary_key=True),
+    sa.Column("algorithm", sa.String(), nullable=False),
+    sa.Column("private_jwk", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("retired_at", UtcDateTime(), nullable=True),
+)
+
+# Access tokens revoked before their expiry; purged once they would have expired anyway.
+revoked_tokens = sa.Table(
+    "revoked_tokens",
+    metadata,
+    sa.Column("jti", Key, primary_key=True),
+    sa.Column("client_id", Key, nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=False),
+)
+
+# Append-only audit log; client_id is not a foreign key (anonymous and external callers too).
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("time", UtcDateTime(), nullable=False, index=True),
+    sa.Column("client_id", Key, nullable=True, index=True),
+    sa.Column("operation", sa.String(), nullable=False),
+    sa.Column("resources", sa.JSON(), nullable=False),
+    sa.Column("details", sa.JSON(), nullable=False),
+    sa.Column("source_ip", sa.String(), nullable=True),
+)

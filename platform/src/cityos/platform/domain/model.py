@@ -137,3 +137,63 @@ class Rejection:
     excerpt: str
     device_id: str | None = None
     quantity: str | None = None
+
+
+# ---------------------------------------------------------------- OAuth2 (issue 5)
+
+EXPORT_READ = "export:read"
+"""Scope to pull time-series exports."""
+DEVICES_ADMIN_SCOPE = "devices:admin"
+"""Scope to register, change, rotate and revoke devices (same string as security.DEVICES_ADMIN)."""
+CLIENTS_ADMIN = "clients:admin"
+"""Scope to register, list, rotate and revoke OAuth clients (and introspect any token)."""
+SCOPES: frozenset[str] = frozenset(
+    {*(domain.read_scope for domain in Domain), EXPORT_READ, DEVICES_ADMIN_SCOPE, CLIENTS_ADMIN}
+)
+"""Every scope cityos knows; a client can only be granted these."""
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """A partner application that gets access tokens with the client_credentials grant."""
+
+    id: str
+    name: str
+    scopes: frozenset[str]
+    created_at: datetime
+    revoked: bool = False
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A private key (JWK JSON) that access tokens are signed with; retired keys only verify."""
+
+    kid: str
+    algorithm: str
+    private_jwk: str
+    created_at: datetime
+    retired_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedToken:
+    """An access token revoked before its expiry, kept until it would have expired."""
+
+    jti: str
+    client_id: str
+    expires_at: datetime
+    revoked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audited API operation: who did what to which resources, when and from where."""
+
+    time: datetime
+    client_id: str | None
+    operation: str
+    resources: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    source_ip: str | None = None
