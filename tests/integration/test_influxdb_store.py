@@ -212,6 +212,57 @@ def test_cached_key_lines_equal_the_library(
     assert writer.lines([one], sensors, 123) == [line]  # from the cache, the same
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INGESTED = [None, T0, T0 + timedelta(0), T0 + timedelta(microseconds=1)]  # T0 twice: 2 objects
+_point = st.tuples(
+    st.sampled_from(["a.q", "b.q", "c\\,d=e f.q"]),
+    st.sampled_from([0, 1, -1, 10**6]) | st.integers(-(2**62) // 1000, (2**62) // 1000),
+    st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, -0.0, 1.5, 7]),
+    st.sampled_from(list(Quality)),
+    st.integers(0, len(_INGESTED) - 1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(points=st.lists(_point, min_size=1, max_size=12), first=st.integers(0, 10))
+def test_batches_equal_the_library_line_by_line_and_track_the_newest(
+    points: list[tuple[str, int, float, Quality, int]], first: int
+) -> None:
+    batch = [
+        obs(sid, _EPOCH + timedelta(microseconds=us), value, quality=q, ingested_at=_INGESTED[i])
+        for sid, us, value, q, i in points
+    ]
+    sensors = {"a.q": Sensor("a.q", "a", "q", "m", Domain.TOURISM, "a")}
+    newest: dict[str, tuple[int, int]] = {"b.q": (2**62, 0)}  # from an earlier chunk: kept
+    lines = LineWriter().format(batch, sensors, 42, newest, first)
+    assert lines == [reference_line(one, sensors.get(one.sensor_id), 42) for one in batch]
+    expected: dict[str, tuple[int, int]] = {"b.q": (2**62, 0)}
+    for index, one in enumerate(batch, start=first):
+        time_ns = (one.time - _EPOCH) // timedelta(microseconds=1) * 1000
+        if one.sensor_id not in expected or expected[one.sensor_id][0] <= time_ns:
+            expected[one.sensor_id] = (time_ns, index)
+    assert newest == expected
+
+
+def test_the_first_bad_observation_is_named() -> None:
+    good = obs("d.q", T0, 1.0)
+    cases: list[tuple[Observation, str]] = [
+        (obs("d.q", T0, float("nan")), "not finite"),
+        (obs("d.q", T0, "x"), "not a number"),  # type: ignore[arg-type]
+        (obs("d.q", "2024-04-01", 1.0), "not a datetime"),  # type: ignore[arg-type]
+        (obs("d.q", datetime(2300, 1, 1, tzinfo=UTC), 1.0), "outside"),
+        (obs("d.q", T0, 1.0, ingested_at=datetime(2300, 1, 1, tzinfo=UTC)), "ingested_at"),
+        (obs("d.q", T0, 1.0, ingested_at=datetime(2024, 1, 1)), "no UTC offset"),
+        (obs("d.q", T0, 1.0, quality="great"), "unknown quality"),
+        (obs(7, T0, 1.0), "sensor id 7"),  # type: ignore[arg-type]
+    ]
+    writer = LineWriter()
+    for bad, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            writer.lines([good, good, bad, obs("d.q", T0, float("inf"))], None, 1)
+    assert writer.lines([good], None, 1)  # the writer is still usable
+
+
 def test_value_is_always_a_float_field_and_quality_a_string() -> None:
     (line,) = LineWriter().lines([obs("d.q", T0, 1, quality=Quality.BAD)], None, 5)
     assert (
@@ -230,6 +281,11 @@ def test_invalid_observations_are_refused_before_writing(store: InfluxDbTimeSeri
         with pytest.raises(InvalidInput):
             store.write([bad])
     assert store.latest(["d.q"]) == {}
+    # a bad point in a later chunk: not even the first chunk is sent
+    points = [obs("d.q", T0 + timedelta(seconds=i), float(i)) for i in range(12_000)]
+    with pytest.raises(InvalidInput, match="not finite"):
+        store.write([*points, obs("d.q", T0, float("nan"))])
+    assert store.count_range(sensor_id="d.q", start=FAR[0], end=FAR[1]) == 0
 
 
 def test_large_writes_are_chunked_and_complete(store: InfluxDbTimeSeriesStore) -> None:
@@ -436,7 +492,7 @@ def test_auth_headers_sent(extra: dict[str, str], expected: str | None) -> None:
     _Recorder.seen = []
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        settings = Settings(timeseries=TimeSeriesSettings(backend="influxdb", url=url, **extra))  # type: ignore[arg-type]
+        settings = Settings(timeseries=TimeSeriesSettings(backend="influxdb", url=url, **extra))
         store = create_store(settings)
         store.write([obs("d.q", T0, 1.0)])
         store.close()

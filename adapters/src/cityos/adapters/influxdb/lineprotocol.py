@@ -2,15 +2,19 @@
 
 `Point.to_line_protocol()` costs ~27 µs a point; the measurement and tags of a sensor never
 change, so the library escapes them once per sensor and only the fields and the timestamp are
-formatted per point (the same text the library would produce; a property test checks it).
+formatted per point (the same text the library would produce; property tests check it).
+Formatting is also the validation: a batch is formatted in C-level passes (map, list
+comprehensions, dict lookups) whose whole-batch tests find any bad point, and only then is the
+batch checked point by point to name the first bad one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import count
 from math import isfinite
-from operator import attrgetter
+from operator import attrgetter, le
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,6 +33,8 @@ FLOAT_CACHE_SIZE = 65_536  # formatted values kept
 # Epoch nanoseconds in a signed 64-bit integer: InfluxDB's range (1677-09-21 .. 2262-04-11).
 MIN_NS = -(2**63) + 2  # InfluxDB reserves the extremes (models.MinNanoTime/MaxNanoTime)
 MAX_NS = 2**63 - 2
+_MIN_US = -(-MIN_NS // 1_000)  # the same range in whole microseconds (datetime's resolution)
+_MAX_US = MAX_NS // 1_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -52,7 +58,9 @@ def decode_tag_value(stored: str) -> str:
 
 
 def to_ns(moment: datetime) -> int:
-    """Epoch nanoseconds of an aware datetime (InvalidInput if naive)."""
+    """Epoch nanoseconds of an aware datetime (InvalidInput if naive or not a datetime)."""
+    if not isinstance(moment, datetime):
+        raise InvalidInput(f"time {moment!r} is not a datetime", field="time")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInput(f"time {moment.isoformat()} has no UTC offset", field="time")
     return (moment - _EPOCH) // _MICROSECOND * 1_000
@@ -70,16 +78,21 @@ def series_tags(sensor_id: str, sensor: Sensor | None) -> dict[str, str]:
     return {key: encode_tag_value(value) for key, value in tags.items() if value}
 
 
-def series_key(sensor_id: str, sensor: Sensor | None) -> str:
-    """Measurement and tags of a sensor's series, escaped by influxdb-client."""
-    if not sensor_id:
-        raise InvalidInput("an empty sensor id cannot be stored", field="sensor_id")
+def check_sensor_id(sensor_id: str) -> None:
+    """InvalidInput unless the id is a non-empty string that UTF-8 can encode."""
+    if not isinstance(sensor_id, str) or not sensor_id:
+        raise InvalidInput(f"sensor id {sensor_id!r} cannot be stored", field="sensor_id")
     try:
         sensor_id.encode()
     except UnicodeEncodeError as exc:
         raise InvalidInput(
             f"sensor id {sensor_id!r} is not valid Unicode", field="sensor_id"
         ) from exc
+
+
+def series_key(sensor_id: str, sensor: Sensor | None) -> str:
+    """Measurement and tags of a sensor's series, escaped by influxdb-client."""
+    check_sensor_id(sensor_id)
     point = Point(MEASUREMENT)
     for key, value in series_tags(sensor_id, sensor).items():
         point.tag(key, value)
@@ -93,7 +106,6 @@ def _quality_field(quality: Quality) -> str:
 
 
 QUALITY_FIELDS: dict[str, str] = {quality: _quality_field(quality) for quality in Quality}
-_QUALITY_SET = frozenset(Quality)
 _TIME = attrgetter("time")
 _VALUE = attrgetter("value")
 _QUALITY = attrgetter("quality")
@@ -101,8 +113,12 @@ _INGESTED = attrgetter("ingested_at")
 _SENSOR_ID = attrgetter("sensor_id")
 
 
+class _Unfit(Exception):
+    """A whole-batch test failed: look for the bad observation point by point."""
+
+
 class LineWriter:
-    """Formats observations as line protocol, with a bounded cache of series keys."""
+    """Formats observations as validated line protocol, with bounded caches of series keys."""
 
     def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self._cache_size = cache_size
@@ -123,36 +139,6 @@ class LineWriter:
         self._keys[sensor_id] = (sensor, key)
         return key
 
-    def check(
-        self, observations: Sequence[Observation], sensors: Mapping[str, Sensor] | None
-    ) -> None:
-        """InvalidInput unless every observation can be written; caches every series key.
-
-        Cheap whole-batch tests (min/max of times, sum of values, set of qualities) find a
-        problem; only then does a per-point pass name the first bad observation.
-        """
-        try:
-            times = list(map(_TIME, observations))
-            low, high = to_ns(min(times)), to_ns(max(times))
-            total = sum(map(float, map(_VALUE, observations)))
-            ingested = [t for t in map(_INGESTED, observations) if t is not None]
-            if ingested:
-                to_ns(min(ingested)), to_ns(max(ingested))
-            fine = (
-                low >= MIN_NS
-                and high <= MAX_NS
-                and isfinite(total)
-                and set(map(_QUALITY, observations)) <= _QUALITY_SET
-            )
-        except (TypeError, ValueError, OverflowError, InvalidInput):
-            fine = False  # naive and aware mixed, a huge integer, ...: look point by point
-        if not fine:
-            for obs in observations:
-                _check_one(obs)
-        get = sensors.get if sensors else None
-        for sensor_id in set(map(_SENSOR_ID, observations)):
-            self.key(sensor_id, get(sensor_id) if get is not None else None)
-
     def lines(
         self,
         observations: Sequence[Observation],
@@ -160,10 +146,15 @@ class LineWriter:
         now_ns: int,
     ) -> list[str]:
         """One line (without newline) per observation, in order; InvalidInput on bad values."""
-        self.check(observations, sensors)
-        return self.format_checked(observations, sensors, now_ns, {}, 0)
+        return self.format(observations, sensors, now_ns, {}, 0)
 
-    def format_checked(
+    def check(
+        self, observations: Sequence[Observation], sensors: Mapping[str, Sensor] | None
+    ) -> None:
+        """InvalidInput unless every observation can be written (formats and drops the lines)."""
+        self.format(observations, sensors, 0, {}, 0)
+
+    def format(
         self,
         observations: Sequence[Observation],
         sensors: Mapping[str, Sensor] | None,
@@ -171,67 +162,201 @@ class LineWriter:
         newest: dict[str, tuple[int, int]],
         first_index: int,
     ) -> list[str]:
-        """Lines of observations that passed `check`; `newest` gets sensor -> (ns, index)."""
-        out: list[str] = []
-        append = out.append
-        get_sensor = sensors.get if sensors else None
-        cached_key = self._keys.get
-        floats = self._floats
-        float_text = floats.get
-        newest_of = newest.get
-        quality_fields = QUALITY_FIELDS
+        """Validated lines, in order; `newest` gets sensor -> (ns, index) of its newest point.
+
+        InvalidInput names the first observation that cannot be written; nothing is changed then.
+        """
+        try:
+            return self._format(observations, sensors, now_ns, newest, first_index)
+        except (_Unfit, TypeError, ValueError, OverflowError, AttributeError, InvalidInput):
+            self._check_each(observations, sensors)  # raises for the first bad observation
+            raise  # not a bad observation: a bug, let it show
+
+    def _format(
+        self,
+        observations: Sequence[Observation],
+        sensors: Mapping[str, Sensor] | None,
+        now_ns: int,
+        newest: dict[str, tuple[int, int]],
+        first_index: int,
+    ) -> list[str]:
+        """The hot path of ingestion: whole-batch tests and C-level passes, no per-point calls.
+
+        Validation is folded in: times must subtract from the epoch (aware) and lie in range,
+        values are finite (the float cache holds only finite texts, misses are tested), and
+        qualities, ingestion times and sensor ids are looked up or tested once per distinct one.
+        """
+        if not observations:
+            return []
+        sensor_ids = list(map(_SENSOR_ID, observations))
+        keys = self._keys_of(sensor_ids, sensors)
         epoch, microsecond = _EPOCH, _MICROSECOND
-        last_ingested: datetime | None = None
-        ingested = now_ns
-        index = first_index
-        # The hot loop of ingestion: everything inlined (a call costs as much as a field).
-        for obs in observations:
-            time_ns = (obs.time - epoch) // microsecond * 1_000
-            value = obs.value
-            if type(value) is not float:
-                value = float(value)
-            text = float_text(value)
-            if text is None or not value:  # 0.0 == -0.0 share a key but not a text
-                text = repr(value)
-                if text[-2:] == ".0":  # as the library writes floats: `1`, still a float field
-                    text = text[:-2]
+        micros = [(moment - epoch) // microsecond for moment in map(_TIME, observations)]
+        low, high = min(micros), max(micros)
+        if low < _MIN_US or high > _MAX_US:
+            raise _Unfit
+        values = list(map(_VALUE, observations))
+        texts = list(map(self._floats.get, values))
+        misses = texts.count(None)
+        if misses:
+            self._fill(values, texts, misses)
+        qualities = list(map(_QUALITY, observations))
+        moments = list(map(_INGESTED, observations))
+        # fields in the library's (sorted) order; `{us}000` is the time in ns (but for 0)
+        if _same(qualities) and _same(moments):  # e.g. a batch of one message: one prefix a sensor
+            shared = (
+                f" ingested_at={_ingested_text(moments[0], now_ns)}i,"
+                f"{_quality_field_of(qualities[0])},value="
+            )
+            prefixes = {sensor_id: key + shared for sensor_id, key in keys.items()}
+            lines = [
+                f"{prefix}{text} {us}000"
+                for prefix, text, us in zip(
+                    map(prefixes.__getitem__, sensor_ids), texts, micros, strict=True
+                )
+            ]
+        else:
+            quality_fields = list(map(QUALITY_FIELDS.get, qualities))
+            if None in quality_fields:
+                raise _Unfit
+            ingested = {
+                key: _ingested_text(moment, now_ns)
+                for key, moment in dict(zip(map(id, moments), moments, strict=True)).items()
+            }
+            lines = [
+                f"{key} ingested_at={ingested_at}i,{quality},value={text} {us}000"
+                for key, ingested_at, quality, text, us in zip(
+                    map(keys.__getitem__, sensor_ids),
+                    map(ingested.__getitem__, map(id, moments)),
+                    quality_fields,
+                    texts,
+                    micros,
+                    strict=True,
+                )
+            ]
+        if low <= 0 <= high:
+            for position, us in enumerate(micros):
+                if us == 0:
+                    lines[position] = lines[position][:-4] + "0"
+        _track_newest(sensor_ids, micros, newest, first_index)
+        return lines
+
+    def _keys_of(
+        self, sensor_ids: list[str], sensors: Mapping[str, Sensor] | None
+    ) -> dict[str, str]:
+        """Series key of each distinct sensor id."""
+        get = sensors.get if sensors else None
+        key = self.key
+        return {
+            sensor_id: key(sensor_id, get(sensor_id) if get is not None else None)
+            for sensor_id in set(sensor_ids)
+        }
+
+    def _fill(self, values: list[Any], texts: list[str | None], misses: int) -> None:
+        """Texts of the values not in the float cache (only finite ones are cached)."""
+        floats = self._floats
+        find = texts.index
+        position = -1
+        for _ in range(misses):
+            position = find(None, position + 1)
+            value = values[position]
+            number = value if type(value) is float else float(value)
+            if not isfinite(number):
+                raise _Unfit
+            text = repr(number)
+            if text[-2:] == ".0":  # as the library writes floats: `1`, still a float field
+                text = text[:-2]
+            texts[position] = text
+            if number:  # 0.0 == -0.0 share a key but not a text: zeros are never cached
                 if len(floats) >= FLOAT_CACHE_SIZE:
                     floats.clear()
-                floats[value] = text
-            moment = obs.ingested_at
-            if moment is not last_ingested:
-                last_ingested = moment
-                ingested = now_ns if moment is None else (moment - epoch) // microsecond * 1_000
+                floats[number] = text
+
+    def _check_each(
+        self, observations: Sequence[Observation], sensors: Mapping[str, Sensor] | None
+    ) -> None:
+        """InvalidInput naming the first observation that cannot be written, if any."""
+        get = sensors.get if sensors else None
+        for obs in observations:
+            _check_one(obs)
             sensor_id = obs.sensor_id
-            sensor = get_sensor(sensor_id) if get_sensor is not None else None
-            cached = cached_key(sensor_id)
-            key = cached[1] if cached is not None and cached[0] is sensor else None
-            if key is None:
-                key = self.key(sensor_id, sensor)
-            seen = newest_of(sensor_id)
-            if seen is None or seen[0] <= time_ns:
-                newest[sensor_id] = (time_ns, index)
-            index += 1
-            # fields in the library's (sorted) order
-            quality = quality_fields[obs.quality]
-            append(f"{key} ingested_at={ingested}i,{quality},value={text} {time_ns}")
-        return out
+            self.key(sensor_id, get(sensor_id) if get is not None else None)
+
+
+def _same(items: list[Any]) -> bool:
+    """Whether every item equals the first (one C-level pass; the same object is quickest)."""
+    return items.count(items[0]) == len(items)
+
+
+def _quality_field_of(quality: Quality) -> str:
+    """The quality field of a known quality (else _Unfit)."""
+    field = QUALITY_FIELDS.get(quality)
+    if field is None:
+        raise _Unfit
+    return field
+
+
+def _ingested_text(moment: datetime | None, now_ns: int) -> str:
+    """The ingested_at value in ns: the write's time if None."""
+    return str(now_ns if moment is None else _ingested_ns(moment))
+
+
+def _track_newest(
+    sensor_ids: list[str], micros: list[int], newest: dict[str, tuple[int, int]], first: int
+) -> None:
+    """Record each sensor's newest point (a later index wins a tie) as (ns, index)."""
+    last = dict(zip(sensor_ids, count(), strict=False))  # sensor -> position of its last point
+    if micros == sorted(micros) or all(
+        map(le, micros, map(micros.__getitem__, map(last.__getitem__, sensor_ids)))
+    ):  # each sensor's last point is its newest (the usual case): no per-point loop
+        candidates = [(sensor_id, micros[at], first + at) for sensor_id, at in last.items()]
+    else:
+        best: dict[str, tuple[int, int]] = {}
+        for index, sensor_id, us in zip(count(first), sensor_ids, micros):
+            seen = best.get(sensor_id)
+            if seen is None or seen[0] <= us:
+                best[sensor_id] = (us, index)
+        candidates = [(sensor_id, us, index) for sensor_id, (us, index) in best.items()]
+    for sensor_id, us, index in candidates:
+        time_ns = us * 1_000
+        seen = newest.get(sensor_id)
+        if seen is None or seen[0] <= time_ns:
+            newest[sensor_id] = (time_ns, index)
+
+
+def _ingested_ns(moment: datetime) -> int:
+    """Epoch ns of an ingestion time (InvalidInput if naive or out of InfluxDB's range)."""
+    ingested = to_ns(moment)
+    if not MIN_NS <= ingested <= MAX_NS:
+        raise InvalidInput(
+            f"ingested_at {moment.isoformat()} is outside 1677-09-21..2262-04-11",
+            field="ingested_at",
+        )
+    return ingested
 
 
 def _check_one(obs: Observation) -> None:
     """InvalidInput if one observation cannot be written."""
+    check_sensor_id(obs.sensor_id)
     time_ns = to_ns(obs.time)
     if not MIN_NS <= time_ns <= MAX_NS:
         raise InvalidInput(
             f"time {obs.time.isoformat()} is outside 1677-09-21..2262-04-11", field="time"
         )
-    value = float(obs.value)
+    try:
+        value = float(obs.value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"value {obs.value!r} of {obs.sensor_id!r} is not a number") from exc
     if not isfinite(value):
         raise InvalidInput(f"value {value} of {obs.sensor_id!r} is not finite")
-    if obs.quality not in _QUALITY_SET:
+    try:
+        known = obs.quality in QUALITY_FIELDS
+    except TypeError:  # unhashable
+        known = False
+    if not known:
         raise InvalidInput(f"unknown quality {obs.quality!r}", field="quality")
     if obs.ingested_at is not None:
-        to_ns(obs.ingested_at)
+        _ingested_ns(obs.ingested_at)
 
 
 def reference_line(obs: Observation, sensor: Sensor | None, now_ns: int) -> str:

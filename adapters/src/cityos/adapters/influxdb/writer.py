@@ -94,8 +94,11 @@ class PipelinedWriter:
     def write(
         self, observations: Sequence[Observation], sensors: Mapping[str, Sensor] | None
     ) -> None:
-        """Store every point, or raise the first error once every chunk is settled."""
-        self._lines.check(observations, sensors)  # InvalidInput before anything is sent
+        """Store every point, or raise the first error once every chunk is settled.
+
+        Formatting validates: InvalidInput (naming the first bad point) before any point is
+        sent, as the rest of a write of several chunks is checked before its first is sent.
+        """
         index = self.index
         now_ns = to_ns(datetime.now(UTC))
         call = _Call()
@@ -110,9 +113,10 @@ class PipelinedWriter:
             for first, last in _chunks(len(observations)):
                 for piece in pieces:
                     futures.append(self._submit(self._send_chunk, call, *piece, []))
-                lines = self._lines.format_checked(
-                    observations[first:last], sensors, now_ns, newest, first
-                )
+                lines = self._lines.format(observations[first:last], sensors, now_ns, newest, first)
+                if first == 0:
+                    for start, end in _chunks(len(observations) - last):
+                        self._lines.check(observations[last + start : last + end], sensors)
                 pieces = list(_pieces(lines, first))
             *before, final = pieces
             for piece in before:
