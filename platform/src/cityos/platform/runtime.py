@@ -16,6 +16,7 @@ from cityos.platform.ingest.directory import DeviceDirectory
 from cityos.platform.ingest.pipeline import IngestPipeline
 from cityos.platform.metrics import Metrics
 from cityos.platform.ports import (
+    AuthServer,
     Catalog,
     Connector,
     EmbeddedBroker,
@@ -28,6 +29,9 @@ from cityos.platform.ports import (
 
 log = logging.getLogger(__name__)
 
+AUTH_PLUGIN = "builtin"
+"""The authorization server registered in the `cityos.auth` entry-point group."""
+
 
 @dataclass
 class Runtime:
@@ -39,6 +43,7 @@ class Runtime:
     decoders: dict[str, PayloadDecoder]
     metrics: Metrics = field(default_factory=Metrics)
     token_verifier: TokenVerifier | None = None
+    auth: AuthServer | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -53,18 +58,34 @@ class Runtime:
         decoders: dict[str, PayloadDecoder] = {}
         for name in sorted(plugins.available(plugins.DECODERS)):
             decoders[name] = cast(PayloadDecoder, plugins.load(plugins.DECODERS, name)(settings))
+        auth = cast(AuthServer, plugins.load(plugins.AUTH, AUTH_PLUGIN)(settings, catalog=catalog))
         log.info(
             "catalog %s, time-series store %s, payload formats %s",
             settings.db_url.split("://", 1)[0],
             settings.timeseries.backend,
             ", ".join(decoders),
         )
-        return cls(settings=settings, catalog=catalog, store=store, decoders=decoders)
+        return cls(
+            settings=settings,
+            catalog=catalog,
+            store=store,
+            decoders=decoders,
+            token_verifier=auth.verifier,
+            auth=auth,
+        )
 
     def close(self) -> None:
-        """Close the store and the catalog."""
+        """Stop the auth server's background work; close the store and the catalog."""
+        if self.auth is not None:
+            self.auth.close()
         self.store.close()
         self.catalog.close()
+
+    def require_auth(self) -> AuthServer:
+        """The authorization server (ConfigError if this runtime has none)."""
+        if self.auth is None:
+            raise ConfigError("this runtime has no authorization server")
+        return self.auth
 
     def new_pipeline(self) -> IngestPipeline:
         """An ingest pipeline writing to this runtime's store and catalog."""

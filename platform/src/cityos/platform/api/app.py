@@ -1,4 +1,4 @@
-"""The FastAPI application: GraphQL, health, readiness and metrics."""
+"""The FastAPI application: GraphQL, OAuth2 endpoints, health, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ def create_app(runtime: Runtime, *, anonymous_scopes: frozenset[str] = frozenset
         allow_queries_via_get=False,
     )
     app.include_router(graphql, prefix="/graphql")
+    if runtime.auth is not None:  # /oauth/* and /.well-known/* of the authorization server
+        app.include_router(runtime.auth.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
