@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cityos.platform.cli import devices, mosquitto, rejected
+from cityos.platform.cli import clients, devices, keys, mosquitto, rejected
 from cityos.platform.cli.demo import demo
 from cityos.platform.cli.run import ingest, serve
 from cityos.platform.domain.errors import CityosError
@@ -25,6 +25,8 @@ app.command("ingest")(ingest)
 app.add_typer(devices.app, name="devices")
 app.add_typer(mosquitto.app, name="mosquitto")
 app.add_typer(rejected.app, name="rejected")
+app.add_typer(clients.app, name="clients")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -17,7 +18,9 @@ from cityos.platform.cli.stack import (
 from cityos.platform.config import READ_SCOPES, Settings, load_settings
 from cityos.platform.demo import Simulator, demo_data_dir, devices_and_sensors
 from cityos.platform.domain.errors import AlreadyExists
+from cityos.platform.domain.model import EXPORT_READ, SCOPES, OAuthClient
 from cityos.platform.imports.service import import_facilities
+from cityos.platform.ports import AuthServer, ClientSecret
 from cityos.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,9 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 SIMULATOR_INTERVAL_SECONDS = 2.0
 EXAMPLE_QUERY = "{ sensors { nodes { id domain latest { time value } } } }"
+PARTNER_NAME = "cityos demo partner"
+ADMIN_NAME = "cityos demo admin"
+PARTNER_SCOPES = READ_SCOPES | {EXPORT_READ}
 
 
 def demo(
@@ -41,6 +47,7 @@ def demo(
         _register_simulated_devices(runtime)
         _load_evacuation_sites(runtime)
         http_port = port_or_free(HOST, port, "HTTP")
+        access = _demo_access(runtime, f"http://{HOST}:{http_port}")
         with (
             mqtt_endpoint(runtime, host=HOST, port=mqtt_port) as (url, broker),
             running_worker(runtime, url) as worker,
@@ -54,6 +61,7 @@ def demo(
             try:
                 broker_name = broker.name if broker else "external"
                 _print_banner(http_port, url, broker_name, worker.protocol, secure=secure)
+                _print_access(access, f"http://{HOST}:{http_port}")
                 serve_http(
                     runtime,
                     host=HOST,
@@ -101,6 +109,67 @@ def _load_evacuation_sites(runtime: Runtime) -> None:
         summary.unchanged,
         summary.rejected,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccess:
+    """The demo partner's credentials and ready-made tokens (label, token)."""
+
+    partner: ClientSecret
+    tokens: list[tuple[str, str]]
+    ttl_seconds: int
+
+
+def _demo_client(auth: AuthServer, name: str, scopes: frozenset[str]) -> OAuthClient | None:
+    """The demo client called `name` (not revoked, same scopes), if earlier runs made one."""
+    for client in auth.list_clients():
+        if client.name == name and not client.revoked and client.scopes == scopes:
+            return client
+    return None
+
+
+def _demo_access(runtime: Runtime, base: str) -> DemoAccess:
+    """Demo clients (made once, the partner's secret renewed each run) and tokens for them."""
+    auth = runtime.require_auth()
+    partner = _demo_client(auth, PARTNER_NAME, PARTNER_SCOPES)
+    secret = (
+        auth.add_client(name=PARTNER_NAME, scopes=PARTNER_SCOPES)
+        if partner is None
+        else auth.rotate_client_secret(partner.id)
+    )
+    admin = (
+        _demo_client(auth, ADMIN_NAME, SCOPES)
+        or auth.add_client(name=ADMIN_NAME, scopes=SCOPES).client
+    )
+    issuer = None if runtime.settings.auth.issuer else base
+    tokens = []
+    for label, client_id, scopes in (
+        ("tourism:read only", secret.client.id, frozenset({"tourism:read"})),
+        ("read + export", secret.client.id, PARTNER_SCOPES),
+        ("every scope (admin)", admin.id, SCOPES),
+    ):
+        issued = auth.issue_token(client_id, scopes=scopes, issuer=issuer)
+        tokens.append((label, issued.access_token))
+    return DemoAccess(
+        partner=secret, tokens=tokens, ttl_seconds=runtime.settings.auth.token_ttl_seconds
+    )
+
+
+def _print_access(access: DemoAccess, base: str) -> None:
+    partner = access.partner
+    minutes = access.ttl_seconds // 60
+    lines = [f"Access tokens (valid {minutes} min; a token's scopes replace anonymous access):"]
+    for label, token in access.tokens:
+        lines += [f"  {label}:", f"    {token}"]
+    lines += [
+        '  GraphiQL: Headers tab -> {"Authorization": "Bearer <token>"}',
+        f"  partner client {partner.client.id} ({' '.join(sorted(partner.client.scopes))}); "
+        "a fresh token:",
+        f"    curl -s -u {partner.client.id}:{partner.client_secret} "
+        f"-d grant_type=client_credentials {base}/oauth/token",
+        "",
+    ]
+    typer.echo("\n".join(lines))
 
 
 def _print_banner(

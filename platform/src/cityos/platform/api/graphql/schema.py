@@ -9,6 +9,13 @@ from strawberry.types import ExecutionContext
 
 from cityos.platform.api.graphql.errors import ClassifyErrors
 from cityos.platform.api.graphql.scalars import SCALAR_MAP
+from cityos.platform.clients.types import (
+    ClientMutations,
+    OAuthClientConnection,
+    OAuthClientType,
+    resolve_client,
+    resolve_clients,
+)
 from cityos.platform.devices.types import (
     DeviceConnection,
     DeviceMutations,
@@ -54,10 +61,16 @@ class Query:
         resolver=resolve_rejected_messages,
         description="Messages and readings ingestion refused, newest first (devices:admin)",
     )
+    clients: OAuthClientConnection = strawberry.field(
+        resolver=resolve_clients, description="Registered OAuth clients (scope clients:admin)"
+    )
+    client: OAuthClientType | None = strawberry.field(
+        resolver=resolve_client, description="One OAuth client; null when unknown (clients:admin)"
+    )
 
 
 @strawberry.type
-class Mutation(DeviceMutations):
+class Mutation(DeviceMutations, ClientMutations):
     """Changes to cityos; each needs its admin scope, expected failures are result types."""
 
 

@@ -1,0 +1,1 @@
+"""OAuth client administration (scope `clients:admin`) over the `AuthServer` port."""
