@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import random
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -292,6 +294,40 @@ def test_large_writes_are_chunked_and_complete(store: InfluxDbTimeSeriesStore) -
     points = [obs("d.q", T0 + timedelta(seconds=i), float(i)) for i in range(12_345)]
     store.write(points)
     assert store.count_range(sensor_id="d.q", start=FAR[0], end=FAR[1]) == 12_345
+
+
+def test_concurrent_writes_leave_the_newest_point_in_the_index(influxd: Influxd) -> None:
+    """Writes run inline or through the sender: the index rows still go out in claim order."""
+    database = influxd.new_database()
+    store = create_store(_settings(influxd, database))
+    ids = [f"d{i}.q" for i in range(20)]
+    rng = random.Random(7)
+    # batches of one request (inline when the sender is idle) and of several (queued)
+    batches = [
+        [
+            obs(rng.choice(ids), T0 + timedelta(seconds=rng.randrange(10_000)), float(n))
+            for _ in range(rng.choice([1, 50, 6_000]))
+        ]
+        for n in range(24)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(store.write, batches))
+    store.close()
+    newest: dict[str, Observation] = {}
+    for batch in batches:
+        for one in batch:
+            if one.sensor_id not in newest or newest[one.sensor_id].time < one.time:
+                newest[one.sensor_id] = one
+    fresh = create_store(_settings(influxd, database))
+    try:
+        found = fresh.latest(ids)
+        assert {sid: o.time for sid, o in found.items()} == {
+            sid: o.time for sid, o in newest.items()
+        }
+        assert fresh._index.enabled
+    finally:
+        fresh.close()
+        influxd.drop_database(database)
 
 
 # ---------------------------------------------------------------- rejected points

@@ -191,7 +191,13 @@ class LineWriter:
         sensor_ids = list(map(_SENSOR_ID, observations))
         keys = self._keys_of(sensor_ids, sensors)
         epoch, microsecond = _EPOCH, _MICROSECOND
-        micros = [(moment - epoch) // microsecond for moment in map(_TIME, observations)]
+        last: datetime | None = None
+        us = 0
+        # points in a row often share a time (one message, one poll): convert it once
+        micros = [
+            us if moment == last else (us := ((last := moment) - epoch) // microsecond)
+            for moment in map(_TIME, observations)
+        ]
         low, high = min(micros), max(micros)
         if low < _MIN_US or high > _MAX_US:
             raise _Unfit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -59,19 +60,22 @@ def _succeeded(future: Future[bool]) -> bool:
         return False
 
 
-def _pieces(lines: list[str], first: int) -> Iterator[tuple[list[str], int, bytes]]:
-    """(lines, index of the first, body) of requests of at most WRITE_CHUNK_BYTES."""
-    body = "\n".join(lines).encode()
+Piece = tuple[list[str], int, bytes, list[str]]  # lines, index of the first, body, index rows
+
+
+def _pieces(lines: list[str], first: int, extra: list[str]) -> Iterator[Piece]:
+    """Requests of at most WRITE_CHUNK_BYTES; the body of the last one ends with `extra`."""
+    body = "\n".join([*lines, *extra] if extra else lines).encode()  # one copy of the body
     if len(body) <= WRITE_CHUNK_BYTES or len(lines) == 1:
-        yield lines, first, body
+        yield lines, first, body, extra
         return
     start, size = 0, 0
     for end, line in enumerate(lines):
         size += len(line.encode()) + 1
         if size > WRITE_CHUNK_BYTES and end > start:
-            yield from _pieces(lines[start:end], first + start)
+            yield from _pieces(lines[start:end], first + start, [])
             start, size = end, len(line.encode()) + 1
-    yield from _pieces(lines[start:], first + start)
+    yield from _pieces(lines[start:], first + start, extra)
 
 
 class PipelinedWriter:
@@ -90,6 +94,9 @@ class PipelinedWriter:
         self._lines = LineWriter()
         self.index = index
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="influxdb-writer")
+        self._queue = threading.Lock()  # guards _last
+        self._last: Future[Any] | None = None  # the job submitted last (FIFO: all before it ran)
+        self._closed = False
 
     def write(
         self, observations: Sequence[Observation], sensors: Mapping[str, Sensor] | None
@@ -109,25 +116,25 @@ class PipelinedWriter:
         try:
             if index.enabled and not index.seeded:  # first write: read the index, pipelined
                 seed = self._submit(self._seed, call, len(observations))
-            pieces: list[tuple[list[str], int, bytes]] = []
+            lines: list[str] = []
+            previous = 0
             for first, last in _chunks(len(observations)):
-                for piece in pieces:
-                    futures.append(self._submit(self._send_chunk, call, *piece, []))
+                if lines:  # the previous chunk: sent while this one is formatted
+                    for piece in _pieces(lines, previous, []):
+                        futures.append(self._submit(self._send_chunk, call, *piece))
                 lines = self._lines.format(observations[first:last], sensors, now_ns, newest, first)
+                previous = first
                 if first == 0:
                     for start, end in _chunks(len(observations) - last):
                         self._lines.check(observations[last + start : last + end], sensors)
-                pieces = list(_pieces(lines, first))
-            *before, final = pieces
-            for piece in before:
-                futures.append(self._submit(self._send_chunk, call, *piece, []))
             use_index = seed is None or _succeeded(seed)  # (the seed job takes the lock)
             with index.lock:  # claims and submission in one order: the FIFO sender keeps it
                 if index.enabled and use_index:
                     claims = index.claim(newest)
                 extra = index.lines(claims, observations, now_ns)
                 # the index rows ride in the request of the last chunk: no extra fsync
-                futures.append(self._submit(self._send_chunk, call, *final, extra))
+                for piece in _pieces(lines, previous, extra):
+                    futures.append(self._submit(self._send_chunk, call, *piece, inline=True))
         except BaseException:
             call.failed = True
             raise
@@ -146,13 +153,32 @@ class PipelinedWriter:
                 rejected=rejected,
             )
 
-    def _submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
-        try:
-            return self._sender.submit(job, *args)
-        except RuntimeError as exc:  # shut down
-            raise RetryableError(
-                f"the InfluxDB store for {self._http.url} is closed", service=SERVICE
-            ) from exc
+    def _submit(self, job: Callable[..., Any], *args: Any, inline: bool = False) -> Future[Any]:
+        """Queue a job for the sender; `inline`: run it here if the sender is idle.
+
+        Inline saves the two thread switches of a one-request write (each costs most under
+        load); callers that need order hold `index.lock`, and the sender has run every job
+        queued before, so the order of requests is the same either way.
+        """
+        closed = RetryableError(
+            f"the InfluxDB store for {self._http.url} is closed", service=SERVICE
+        )
+        with self._queue:
+            if self._closed:
+                raise closed
+            here = inline and (self._last is None or self._last.done())
+            try:
+                future: Future[Any] = Future() if here else self._sender.submit(job, *args)
+            except RuntimeError as exc:  # the interpreter shuts down
+                raise closed from exc
+            self._last = future
+        if here:
+            future.set_running_or_notify_cancel()
+            try:
+                future.set_result(job(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future
 
     def _settle(
         self, seed: list[Future[bool]], futures: list[Future[dict[int, str]]]
@@ -178,14 +204,13 @@ class PipelinedWriter:
     def _send_chunk(
         self, call: _Call, lines: list[str], first: int, body: bytes, extra: list[str]
     ) -> dict[int, str]:
-        """POST one chunk (plus index rows, unless an earlier chunk had refused points)."""
+        """POST one chunk; its body ends with index rows `extra` (dropped after a refusal)."""
         if call.failed:
             return {}  # an earlier chunk failed: the call raises that error
-        if extra and not call.rejected:
+        if extra and call.rejected:  # the index rows wait for the repair after the write
+            body, extra = "\n".join(lines).encode(), []
+        elif extra:
             lines = [*lines, *extra]
-            body = body + b"\n" + "\n".join(extra).encode()
-        else:
-            extra = []
         try:
             rejected = self._send(lines, first, body)
         except BaseException:
@@ -286,6 +311,8 @@ class PipelinedWriter:
 
     def close(self) -> None:
         """Stop the sender (queued chunks fail as retryable; idempotent)."""
+        with self._queue:
+            self._closed = True
         self._sender.shutdown(wait=False, cancel_futures=True)
 
 
