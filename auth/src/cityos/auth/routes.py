@@ -105,10 +105,15 @@ def build_router(auth: BuiltinAuth) -> APIRouter:
     router = APIRouter(tags=["oauth"])
 
     async def handle(
-        request: Request, call: Callable[[OAuthServer, FormRequest], Response]
+        request: Request,
+        call: Callable[[OAuthServer, FormRequest], Response],
+        required: tuple[str, ...] = (),
     ) -> JSONResponse:
         try:
             form = await _form(request)
+            for name in required:
+                if not form.get(name):
+                    raise InvalidRequestError(f"missing parameter {name}")
             oauth_request = FormRequest(
                 method=request.method,
                 uri=str(request.url),
@@ -122,7 +127,9 @@ def build_router(auth: BuiltinAuth) -> APIRouter:
 
     @router.post(TOKEN_PATH, summary="Access token (client_credentials, RFC 6749 §4.4)")
     async def token(request: Request) -> JSONResponse:
-        return await handle(request, lambda server, req: server.create_token_response(req))
+        return await handle(
+            request, lambda server, req: server.create_token_response(req), ("grant_type",)
+        )
 
     @router.post(INTROSPECTION_PATH, summary="Token introspection (RFC 7662)")
     async def introspect(request: Request) -> JSONResponse:
