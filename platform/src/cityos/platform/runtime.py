@@ -58,7 +58,13 @@ class Runtime:
         decoders: dict[str, PayloadDecoder] = {}
         for name in sorted(plugins.available(plugins.DECODERS)):
             decoders[name] = cast(PayloadDecoder, plugins.load(plugins.DECODERS, name)(settings))
-        auth = cast(AuthServer, plugins.load(plugins.AUTH, AUTH_PLUGIN)(settings, catalog=catalog))
+        try:
+            factory = plugins.load(plugins.AUTH, AUTH_PLUGIN)
+            auth = cast(AuthServer, factory(settings, catalog=catalog))
+        except BaseException:
+            store.close()
+            catalog.close()
+            raise
         log.info(
             "catalog %s, time-series store %s, payload formats %s",
             settings.db_url.split("://", 1)[0],
