@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cityos.platform.domain.errors import InvalidInput
-from cityos.platform.domain.model import OAuthClient
+from cityos.platform.domain.model import SCOPES, OAuthClient
 from cityos.platform.paging import Page, check_first, decode_cursor, encode_cursor
 from cityos.platform.ports import AuthServer, ClientSecret
 
@@ -44,6 +44,12 @@ def add_client(
 ) -> ClientSecret:
     """Register a client; through the API (`grantor` = the caller's scopes) only scopes the
     caller holds itself may be granted, so clients:admin alone cannot mint more power."""
+    unknown = scopes - SCOPES
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope(s) {' '.join(sorted(unknown))}; known: {' '.join(sorted(SCOPES))}",
+            field="scopes",
+        )
     if grantor is not None and not scopes <= grantor:
         missing = " ".join(sorted(scopes - grantor))
         raise InvalidInput(
