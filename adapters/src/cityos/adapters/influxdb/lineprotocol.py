@@ -225,15 +225,18 @@ class LineWriter:
             quality_fields = list(map(QUALITY_FIELDS.get, qualities))
             if None in quality_fields:
                 raise _Unfit
-            ingested = {
-                key: _ingested_text(moment, now_ns)
-                for key, moment in dict(zip(map(id, moments), moments, strict=True)).items()
-            }
+            seen: object = _Unfit  # no ingestion time is this
+            ingested = ""
+            # the readings of one message share its receipt time, one object: convert it once
+            ingested_texts = [
+                ingested if moment is seen else (ingested := _ingested_text(seen := moment, now_ns))
+                for moment in moments
+            ]
             lines = [
                 f"{key} ingested_at={ingested_at}i,{quality},value={text} {us}000"
                 for key, ingested_at, quality, text, us in zip(
                     map(keys.__getitem__, sensor_ids),
-                    map(ingested.__getitem__, map(id, moments)),
+                    ingested_texts,
                     quality_fields,
                     texts,
                     micros,
@@ -252,11 +255,17 @@ class LineWriter:
     ) -> dict[str, str]:
         """Series key of each distinct sensor id."""
         get = sensors.get if sensors else None
-        key = self.key
-        return {
-            sensor_id: key(sensor_id, get(sensor_id) if get is not None else None)
-            for sensor_id in set(sensor_ids)
-        }
+        cached = self._keys.get
+        keys = {}
+        for sensor_id in set(sensor_ids):
+            sensor = get(sensor_id) if get is not None else None
+            known = cached(sensor_id)
+            keys[sensor_id] = (
+                known[1]
+                if known is not None and known[0] is sensor
+                else self.key(sensor_id, sensor)
+            )
+        return keys
 
     def _fill(self, values: list[Any], texts: list[str | None], misses: int) -> None:
         """Texts of the values not in the float cache (only finite ones are cached)."""
@@ -303,8 +312,13 @@ def _quality_field_of(quality: Quality) -> str:
 
 
 def _ingested_text(moment: datetime | None, now_ns: int) -> str:
-    """The ingested_at value in ns: the write's time if None."""
-    return str(now_ns if moment is None else _ingested_ns(moment))
+    """The ingested_at value in ns: the write's time if None (else _Unfit or TypeError)."""
+    if moment is None:
+        return str(now_ns)
+    ns = (moment - _EPOCH) // _MICROSECOND * 1_000
+    if not MIN_NS <= ns <= MAX_NS:
+        raise _Unfit
+    return str(ns)
 
 
 def _track_newest(
