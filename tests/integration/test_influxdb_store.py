@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cityos.adapters.influxdb import writer
 from cityos.adapters.influxdb.http import InfluxHttp, redact
 from cityos.adapters.influxdb.influxql import duration, quote_ident, quote_string, regex_any_of
 from cityos.adapters.influxdb.lineprotocol import (
@@ -294,6 +295,24 @@ def test_large_writes_are_chunked_and_complete(store: InfluxDbTimeSeriesStore) -
     points = [obs("d.q", T0 + timedelta(seconds=i), float(i)) for i in range(12_345)]
     store.write(points)
     assert store.count_range(sensor_id="d.q", start=FAR[0], end=FAR[1]) == 12_345
+
+
+def test_bodies_over_the_size_limit_are_split_at_line_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(writer, "WRITE_CHUNK_BYTES", 100)
+    lines = [f"m,t=御前崎{'x' * (i % 13)} v={i}" for i in range(40)]
+    rows = ["latest a=1", "latest b=2"]
+    pieces = list(writer._pieces(lines, 10, rows))
+    assert len(pieces) > 5
+    assert [line for part, *_ in pieces for line in part] == lines
+    assert [first for _, first, *_ in pieces] == [
+        10 + sum(len(part) for part, *_ in pieces[:n]) for n in range(len(pieces))
+    ]
+    for n, (part, _, body, extra) in enumerate(pieces):
+        assert extra == (rows if n == len(pieces) - 1 else [])  # index rows in the last only
+        assert body == "\n".join([*part, *extra]).encode()
+        assert len("\n".join(part).encode()) <= 100 or len(part) == 1
 
 
 def test_concurrent_writes_leave_the_newest_point_in_the_index(influxd: Influxd) -> None:

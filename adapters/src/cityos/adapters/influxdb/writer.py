@@ -64,9 +64,10 @@ Piece = tuple[list[str], int, bytes, list[str]]  # lines, index of the first, bo
 
 
 def _pieces(lines: list[str], first: int, extra: list[str]) -> Iterator[Piece]:
-    """Requests of at most WRITE_CHUNK_BYTES; the body of the last one ends with `extra`."""
+    """Requests of at most WRITE_CHUNK_BYTES of lines; the body of the last ends with `extra`."""
     body = "\n".join([*lines, *extra] if extra else lines).encode()  # one copy of the body
-    if len(body) <= WRITE_CHUNK_BYTES or len(lines) == 1:
+    rows = len("\n".join(extra).encode()) + 1 if extra else 0  # the index rows ride along
+    if len(body) - rows <= WRITE_CHUNK_BYTES or len(lines) == 1:
         yield lines, first, body, extra
         return
     start, size = 0, 0
