@@ -9,6 +9,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from cityos.connectors.kinds import HAZARD_COLUMNS
+from cityos.connectors.sources import read_limited, source_files
+from cityos.connectors.values import in_japan
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.ports import FacilityRecord, RejectedRecord
@@ -21,17 +24,6 @@ FILE_SUFFIXES = (".json", ".geojson")
 EVACUATION_SITE = "evacuation_site"
 SHELTER = "shelter"
 
-# GSI's hazard columns (指定緊急避難場所) -> CONTRACT's Hazard names, lower-case.
-HAZARD_COLUMNS: Mapping[str, str] = {
-    "洪水": "flood",
-    "崖崩れ、土石流及び地滑り": "landslide",
-    "高潮": "storm_surge",
-    "地震": "earthquake",
-    "津波": "tsunami",
-    "大規模な火事": "large_fire",
-    "内水氾濫": "inland_flood",
-    "火山現象": "volcano",
-}
 NAME_COLUMN = "施設・場所名"
 ADDRESS_COLUMN = "住所"
 ID_COLUMN = "共通ID"
@@ -41,8 +33,6 @@ SHELTER_COLUMNS = ("指定緊急避難場所との住所同一", "受入対象�
 _FLAG_SET = frozenset({"1", "○", "◯", "〇"})
 # 共通ID: "E", municipality code and serial, then 1xx for 指定避難所 and 2xx for 指定緊急避難場所.
 _COMMON_ID = re.compile(r"^E\d{10}(?P<kind>[12])\d{2}$")
-_LAT_RANGE = (20.0, 46.0)
-_LON_RANGE = (122.0, 154.0)
 
 
 def _text(value: Any) -> str | None:
@@ -83,10 +73,6 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _in_japan(lat: float, lon: float) -> bool:
-    return _LAT_RANGE[0] <= lat <= _LAT_RANGE[1] and _LON_RANGE[0] <= lon <= _LON_RANGE[1]
-
-
 def parse_feature(feature: Any, line: int) -> FacilityRecord | RejectedRecord:
     """Turn one GeoJSON feature into a facility record, or say why it cannot be one."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -107,8 +93,8 @@ def parse_feature(feature: Any, line: int) -> FacilityRecord | RejectedRecord:
     lon, lat = _number(coordinates[0]), _number(coordinates[1])
     if lon is None or lat is None:
         return RejectedRecord(line=line, reason="Point coordinates are not numbers")
-    if not _in_japan(lat, lon):
-        hint = " (lat/lon swapped? GeoJSON is [lon, lat])" if _in_japan(lon, lat) else ""
+    if not in_japan(lat, lon):
+        hint = " (lat/lon swapped? GeoJSON is [lon, lat])" if in_japan(lon, lat) else ""
         return RejectedRecord(
             line=line, reason=f"coordinates lat={lat}, lon={lon} are outside Japan{hint}"
         )
@@ -143,17 +129,9 @@ def parse_feature(feature: Any, line: int) -> FacilityRecord | RejectedRecord:
 
 def load_features(path: Path) -> list[Any]:
     """The features of one GeoJSON file; InvalidInput if it is not a readable GeoJSON file."""
+    data = read_limited(path, max_bytes=MAX_FILE_BYTES, what="GSI")
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", field="source") from exc
-    if size > MAX_FILE_BYTES:
-        raise InvalidInput(
-            f"{path} is {size} bytes; GSI files over {MAX_FILE_BYTES} bytes are refused",
-            field="source",
-        )
-    try:
-        document = json.loads(path.read_bytes().decode("utf-8-sig"))
+        document = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not UTF-8 text: {exc.reason}", field="source") from exc
     except json.JSONDecodeError as exc:
@@ -176,27 +154,6 @@ def load_features(path: Path) -> list[Any]:
     )
 
 
-def source_files(source: str) -> list[Path]:
-    """The files a source names: the file itself, or a directory's *.json/*.geojson, sorted."""
-    if "://" in source and not source.startswith("file://"):
-        raise InvalidInput(
-            f"{NAME} reads local files; download {source[:200]} first and pass its path",
-            field="source",
-        )
-    path = Path(source.removeprefix("file://"))
-    if path.is_dir():
-        return sorted(
-            child
-            for child in path.iterdir()
-            if child.is_file()
-            and not child.name.startswith(".")
-            and child.name.lower().endswith(FILE_SUFFIXES)
-        )
-    if not path.is_file():
-        raise InvalidInput(f"no such file or directory: {source[:200]}", field="source")
-    return [path]
-
-
 class GsiEvacuationConnector:
     """Reads GSI's 指定緊急避難場所 / 指定避難所 GeoJSON (per-municipality or nationwide)."""
 
@@ -206,7 +163,7 @@ class GsiEvacuationConnector:
 
     def fetch(self, source: str) -> Iterator[FacilityRecord | RejectedRecord]:
         """Yield one record per feature (line = feature index + 1), or its rejection."""
-        for path in source_files(source):
+        for path in source_files(source, connector=NAME, suffixes=FILE_SUFFIXES):
             for index, feature in enumerate(load_features(path)):
                 yield parse_feature(feature, index + 1)
 
