@@ -1,4 +1,8 @@
-"""Pipelined writes: the caller formats chunk k+1 while one sender thread posts chunk k."""
+"""Pipelined writes: the caller formats chunk k+1 while one sender thread posts chunk k.
+
+The last request of a write is posted by the caller itself when the sender is idle (the usual
+one-request write): no thread switch then.
+"""
 
 from __future__ import annotations
 
@@ -161,17 +165,14 @@ class PipelinedWriter:
         load); callers that need order hold `index.lock`, and the sender has run every job
         queued before, so the order of requests is the same either way.
         """
-        closed = RetryableError(
-            f"the InfluxDB store for {self._http.url} is closed", service=SERVICE
-        )
         with self._queue:
             if self._closed:
-                raise closed
+                raise self._closed_error()
             here = inline and (self._last is None or self._last.done())
             try:
                 future: Future[Any] = Future() if here else self._sender.submit(job, *args)
             except RuntimeError as exc:  # the interpreter shuts down
-                raise closed from exc
+                raise self._closed_error() from exc
             self._last = future
         if here:
             future.set_running_or_notify_cancel()
@@ -180,6 +181,9 @@ class PipelinedWriter:
             except BaseException as exc:
                 future.set_exception(exc)
         return future
+
+    def _closed_error(self) -> RetryableError:
+        return RetryableError(f"the InfluxDB store for {self._http.url} is closed", service=SERVICE)
 
     def _settle(
         self, seed: list[Future[bool]], futures: list[Future[dict[int, str]]]
