@@ -5,13 +5,12 @@ The encoding is decided by rules, not guessed statistically, in this order:
 1. a byte-order mark: UTF-8 (`EF BB BF`), UTF-16 LE/BE (`FF FE` / `FE FF`);
 2. UTF-16 without a BOM, when the first bytes have NULs in every other position;
 3. strict UTF-8;
-4. UTF-8 with a few broken bytes, when its valid non-ASCII characters outnumber the broken
-   sequences 8 to 1 (a UTF-8 file with a damaged row);
-5. strict CP932 (Windows Shift_JIS, which Excel writes);
-6. otherwise whichever of UTF-8 and CP932 breaks on fewer bytes (UTF-8 on a tie).
+4. strict CP932 (Windows Shift_JIS, which Excel writes; plain Shift_JIS is a subset);
+5. otherwise whichever of UTF-8 and CP932 breaks on fewer byte sequences (UTF-8 on a tie):
+   a file with a few damaged bytes is read in the encoding the rest of it is in.
 
-When bytes had to be replaced (steps 4 and 6, or a broken UTF-16/BOM file), the rows that
-hold a replacement character are reported as undecodable and skipped; the others import.
+When bytes had to be replaced (step 5, or a damaged UTF-16 or BOM file), the rows that hold
+a replacement character are reported as undecodable and skipped; the others import.
 The delimiter is a tab when the first line holds more tabs than commas (Excel's "Unicode
 text"), else a comma. CR, LF and CRLF line ends all work; quoted cells may hold line breaks.
 """
@@ -30,7 +29,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_UTF8_MAJORITY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +86,10 @@ def decode(data: bytes) -> Decoded:
     utf8 = _decode_as(data, "utf-8")
     if not utf8.lossy:
         return utf8
-    broken = utf8.text.count(REPLACEMENT)
-    valid = sum(1 for char in utf8.text if char > "\x7f") - broken
-    if valid >= _UTF8_MAJORITY * broken:
-        return utf8
     cp932 = _decode_as(data, "cp932")
-    if not cp932.lossy or cp932.text.count(REPLACEMENT) < broken:
+    if not cp932.lossy:
+        return cp932
+    if cp932.text.count(REPLACEMENT) < utf8.text.count(REPLACEMENT):
         return cp932
     return utf8
 

@@ -51,6 +51,7 @@ class CsvSpec:
     title: str
     kind: str | None  # None: given by the caller (`facilities-csv --kind`)
     name_columns: tuple[str, ...] = NAME_COLUMNS
+    kana_columns: tuple[str, ...] = KANA_COLUMNS
     address_columns: tuple[str, ...] = ADDRESS_COLUMNS
     strict_dates: tuple[str, ...] = ()  # dates that must parse, else the row is rejected
     weekly_hours: bool = False  # per-weekday 開始/終了 columns -> `opening_hours`
@@ -134,7 +135,7 @@ class _Resolver:
         self.aliases = {
             "key": KEY_COLUMNS,
             "name": spec.name_columns,
-            "kana": KANA_COLUMNS,
+            "kana": spec.kana_columns,
             "address": spec.address_columns,
             "lat": LAT_COLUMNS,
             "lon": LON_COLUMNS,

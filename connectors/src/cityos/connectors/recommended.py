@@ -8,7 +8,7 @@ attributes under their NFKC-normalised header names.
 from __future__ import annotations
 
 from cityos.connectors.csvconnector import CsvConnector
-from cityos.connectors.csvlayout import NAME_COLUMNS, CsvSpec
+from cityos.connectors.csvlayout import KANA_COLUMNS, NAME_COLUMNS, CsvSpec
 from cityos.platform.config import Settings
 
 EVACUATION_SITES = CsvSpec(
@@ -25,6 +25,7 @@ EVENTS = CsvSpec(
     "イベント一覧",
     "event",
     name_columns=("イベント名", *NAME_COLUMNS),
+    kana_columns=("イベント名_カナ", *KANA_COLUMNS),
     address_columns=("住所", "場所住所", "所在地"),
     strict_dates=("開始日", "終了日"),
 )

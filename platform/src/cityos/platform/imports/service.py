@@ -22,8 +22,6 @@ _KIND_DOMAINS: dict[str, Domain] = {
     "cooling_shelter": Domain.HEALTH,
     "tourism_facility": Domain.TOURISM,
     "event": Domain.TOURISM,
-    "public_wifi": Domain.TOURISM,
-    "public_toilet": Domain.TOURISM,
 }
 # Licences under which data may be shown to anyone (open-definition conformant).
 _OPEN_MARKERS = (
