@@ -198,7 +198,8 @@ class LineWriter:
             us if moment == last else (us := ((last := moment) - epoch) // microsecond)
             for moment in map(_TIME, observations)
         ]
-        low, high = min(micros), max(micros)
+        ordered = micros == sorted(micros)  # usual: cheap (timsort finds one run)
+        low, high = (micros[0], micros[-1]) if ordered else (min(micros), max(micros))
         if low < _MIN_US or high > _MAX_US:
             raise _Unfit
         values = list(map(_VALUE, observations))
@@ -247,7 +248,7 @@ class LineWriter:
             for position, us in enumerate(micros):
                 if us == 0:
                     lines[position] = lines[position][:-4] + "0"
-        _track_newest(sensor_ids, micros, newest, first_index)
+        _track_newest(sensor_ids, micros, ordered, newest, first_index)
         return lines
 
     def _keys_of(
@@ -322,11 +323,15 @@ def _ingested_text(moment: datetime | None, now_ns: int) -> str:
 
 
 def _track_newest(
-    sensor_ids: list[str], micros: list[int], newest: dict[str, tuple[int, int]], first: int
+    sensor_ids: list[str],
+    micros: list[int],
+    ordered: bool,
+    newest: dict[str, tuple[int, int]],
+    first: int,
 ) -> None:
     """Record each sensor's newest point (a later index wins a tie) as (ns, index)."""
     last = dict(zip(sensor_ids, count(), strict=False))  # sensor -> position of its last point
-    if micros == sorted(micros) or all(
+    if ordered or all(
         map(le, micros, map(micros.__getitem__, map(last.__getitem__, sensor_ids)))
     ):  # each sensor's last point is its newest (the usual case): no per-point loop
         candidates = [(sensor_id, micros[at], first + at) for sensor_id, at in last.items()]
