@@ -109,9 +109,11 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         if "error" in response.text and "already exists" not in response.text:
             raise RuntimeError(f"cannot create the admin user: {response.text}")
 
-    def query(self, q: str, *, db: str | None = None, admin: bool = True) -> httpx.Response:
-        """Run InfluxQL (as the admin when auth is on) and return the raw response."""
-        params = {"q": q, **({"db": db} if db else {})}
+    def query(
+        self, q: str, *, db: str | None = None, admin: bool = True, epoch: str | None = None
+    ) -> httpx.Response:
+        """Run InfluxQL (as the admin when auth is on; times as epoch `epoch` if given)."""
+        params = {"q": q, **({"db": db} if db else {}), **({"epoch": epoch} if epoch else {})}
         auth = (ADMIN_USER, ADMIN_PASSWORD) if self.auth and admin else None
         return httpx.post(f"{self.url}/query", data=params, auth=auth, timeout=30)
 
