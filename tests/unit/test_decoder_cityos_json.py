@@ -350,3 +350,34 @@ def test_near_valid_payloads_decode_to_finite_aware_readings(document: Any) -> N
     entries_list = document if isinstance(document, list) else [document]
     total = sum(len(entry["readings"]) for entry in entries_list)
     assert len(result.readings) + len(result.problems) == total
+
+
+numbers = st.one_of(
+    st.floats(),
+    st.integers(min_value=-(2**1100), max_value=2**1100),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+)
+plain_entries = st.fixed_dictionaries(
+    {"readings": st.dictionaries(st.text(max_size=140), numbers, max_size=6)},
+    optional={"time": times},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_entries)
+def test_one_object_decodes_as_the_same_entry_in_an_array(document: Any) -> None:
+    # A single object takes a fast path; as the only entry of an array it takes the careful
+    # one. Both must find the same readings and the same problems.
+    def outcome(payload: Any) -> Any:
+        try:
+            result = decode(json.dumps(payload, allow_nan=True).encode())
+        except PayloadError:
+            return "payload error"
+        return (
+            [(r.quantity, r.time, r.value, r.unit, dict(r.metadata)) for r in result.readings],
+            [(p.reason, p.excerpt, p.quantity) for p in result.problems],
+        )
+
+    assert outcome(document) == outcome([document])

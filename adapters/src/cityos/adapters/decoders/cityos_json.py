@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from cityos.platform.config import Settings
@@ -25,6 +27,7 @@ MIN_EPOCH_MS = 946_684_800_000  # MIN_TIME
 MAX_EPOCH_MS = 4_102_444_800_000  # MAX_TIME
 _SANE_RANGE = "2000-01-01..2100-01-01"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
 class CityosJsonDecoder:
@@ -35,6 +38,10 @@ class CityosJsonDecoder:
     def decode(self, payload: bytes, ctx: DecodeContext) -> DecodedPayload:
         """Decode one payload; whole-payload faults raise PayloadError, others are problems."""
         document = _parse(payload)
+        if type(document) is dict:
+            fast = _plain_object(document, ctx.received_at)
+            if fast is not None:
+                return DecodedPayload(fast)
         entries = _entries(document, payload)
         readings: list[Reading] = []
         problems: list[ReadingProblem] = []
@@ -122,6 +129,41 @@ def _entries(document: Any, payload: bytes) -> list[tuple[dict[str, Any], dict[s
 # ---------------------------------------------------------------- one entry
 
 
+def _plain_object(document: dict[str, Any], received_at: datetime) -> list[Reading] | None:
+    """The readings of the common case, or None when anything needs the careful path.
+
+    The common case: one object, `time` absent, null, in-range epoch milliseconds or a valid
+    RFC 3339 string, and
+    1..MAX_READINGS readings that are all finite numbers under names of a sane length.
+    """
+    values = document.get("readings")
+    if type(values) is not dict or not 0 < len(values) <= MAX_READINGS:
+        return None
+    raw_time = document.get("time")
+    if raw_time is None:
+        time = received_at
+    elif type(raw_time) is int and MIN_EPOCH_MS <= raw_time < MAX_EPOCH_MS:
+        time = _EPOCH + timedelta(milliseconds=raw_time)
+    elif type(raw_time) is str:
+        try:
+            time = parse_rfc3339(raw_time, field="time", earliest=MIN_TIME, latest=MAX_TIME)
+        except InvalidInput:
+            return None
+    else:
+        return None
+    readings = []
+    for quantity, raw in values.items():
+        kind = type(raw)
+        if kind is int:
+            raw = float(raw) if -(2**53) <= raw <= 2**53 else None
+        elif kind is not float or raw - raw != 0.0:  # x - x is 0.0 only for finite x
+            raw = None
+        if raw is None or not 0 < len(quantity) <= MAX_QUANTITY_LENGTH:
+            return None
+        readings.append(Reading(quantity, time, raw, None, _NO_METADATA))
+    return readings
+
+
 def _decode_entry(
     entry: dict[str, Any],
     values: dict[str, Any],
@@ -140,25 +182,37 @@ def _decode_entry(
         else:
             time = parsed
     for quantity, raw in values.items():
-        excerpt = _excerpt({quantity: raw} if time_problem is None else {"time": raw_time})
         if not 0 < len(quantity) <= MAX_QUANTITY_LENGTH:
             problems.append(
                 ReadingProblem(
                     f"quantity name must be 1..{MAX_QUANTITY_LENGTH} characters, "
                     f"got {len(quantity)}",
-                    excerpt,
+                    _reading_excerpt(quantity, raw, time_problem, raw_time),
                     quantity[:MAX_QUANTITY_LENGTH] or None,
                 )
             )
             continue
         if time_problem is not None:
-            problems.append(ReadingProblem(time_problem, excerpt, quantity))
+            problems.append(
+                ReadingProblem(
+                    time_problem, _reading_excerpt(quantity, raw, time_problem, raw_time), quantity
+                )
+            )
             continue
         value = _number(raw)
         if isinstance(value, str):
-            problems.append(ReadingProblem(value, excerpt, quantity))
+            problems.append(
+                ReadingProblem(
+                    value, _reading_excerpt(quantity, raw, time_problem, raw_time), quantity
+                )
+            )
             continue
-        readings.append(Reading(quantity=quantity, time=time, value=value))
+        readings.append(Reading(quantity, time, value, None, _NO_METADATA))
+
+
+def _reading_excerpt(quantity: str, raw: Any, time_problem: str | None, raw_time: Any) -> str:
+    """The offending part of an entry: the reading, or the time when the time is bad."""
+    return _excerpt({quantity: raw} if time_problem is None else {"time": raw_time})
 
 
 def _number(raw: Any) -> float | str:
