@@ -14,14 +14,16 @@ log = logging.getLogger("cityos.platform.ingest.pipeline")
 EXCERPT_BYTES = 200
 
 
-@dataclass(slots=True)
 class Outcome:
-    """What one message produced."""
+    """What one message produced (a plain class: one is made per message)."""
 
-    observations: list[Observation] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    codes: list[str] = field(default_factory=list)
-    sensors: dict[str, Sensor] = field(default_factory=dict)  # of the observations, by id
+    __slots__ = ("codes", "observations", "rejections", "sensors")
+
+    def __init__(self) -> None:
+        self.observations: list[Observation] = []
+        self.rejections: list[Rejection] = []
+        self.codes: list[str] = []
+        self.sensors: dict[str, Sensor] = {}  # of the observations, by id
 
 
 def clean_text(text: str) -> str:

@@ -29,7 +29,7 @@ from cityos.platform.ingest.outcome import (
     excerpt_of,
 )
 from cityos.platform.ingest.topics import device_of_topic
-from cityos.platform.ingest.validation import ReadingRejected, validate_reading
+from cityos.platform.ingest.validation import ReadingRejected, accept_readings, validate_reading
 from cityos.platform.metrics import Metrics
 from cityos.platform.ports import DecodeContext, Message, PayloadDecoder, TimeSeriesStore
 
@@ -64,6 +64,7 @@ class IngestPipeline:
         self._budget = queue_budget_bytes
         self._pending_bytes = 0
         self._room = threading.Condition()
+        self._waiting = False  # a submit() waits for room: notify it
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
@@ -73,7 +74,6 @@ class IngestPipeline:
 
     def submit(self, message: Message) -> None:
         """Queue one message; blocks while the queued payloads exceed the memory budget."""
-        self._metrics.messages_received.inc()
         size = len(message.payload)
         if size > self._settings.max_payload_bytes:
             head = replace(message, payload=message.payload[:EXCERPT_BYTES])
@@ -85,6 +85,7 @@ class IngestPipeline:
                 and self._pending_bytes + size > self._budget
                 and not self._stopping.is_set()
             ):
+                self._waiting = True
                 self._room.wait(0.5)
             self._pending_bytes += size
         self._queue.put(message)
@@ -160,12 +161,7 @@ class IngestPipeline:
                 device_id,
             )
             return
-        context = DecodeContext(
-            device=entry.device,
-            sensors=entry.sensors,
-            topic=message.topic,
-            received_at=message.received_at,
-        )
+        context = DecodeContext(entry.device, entry.sensors, message.topic, message.received_at)
         try:
             decoded = decoder.decode(payload, context)
         except PayloadError as exc:
@@ -189,7 +185,15 @@ class IngestPipeline:
                 problem.quantity,
                 excerpt=problem.excerpt,
             )
-        for reading in decoded.readings:
+        refused = accept_readings(
+            decoded.readings,
+            sensors=entry.sensors,
+            received_at=message.received_at,
+            max_future=self._max_future,
+            into=outcome.observations,
+            used=outcome.sensors,
+        )
+        for reading in refused:
             result = validate_reading(
                 reading,
                 sensors=entry.sensors,
@@ -200,9 +204,8 @@ class IngestPipeline:
                 self._reject(
                     outcome, message, result.code, result.detail, device_id, result.quantity
                 )
-            else:
+            else:  # pragma: no cover - accept_readings refuses only what this refuses
                 outcome.observations.append(result)
-                outcome.sensors[result.sensor_id] = entry.sensors[str(reading.quantity)]
 
     def _reject(
         self,
@@ -254,6 +257,7 @@ class IngestPipeline:
                     self._flush(batch)
                 return
             if item is not None:
+                self._metrics.messages_received.inc()
                 outcome = self._take(item, batch)
                 if outcome is None:  # stopping while a dependency is down: leave it unacked
                     return
@@ -286,7 +290,9 @@ class IngestPipeline:
         assert isinstance(item, Message)
         with self._room:
             self._pending_bytes -= len(item.payload)
-            self._room.notify_all()
+            if self._waiting:
+                self._waiting = False
+                self._room.notify_all()
         delay = 0.1
         while True:
             try:
@@ -327,18 +333,18 @@ class IngestPipeline:
     def _write(self, items: Sequence[tuple[Message, Outcome]]) -> bool:
         """Write observations, then dead letters (refused points included); False if stopped."""
         observations: list[Observation] = []
-        owners: list[Message] = []
         sensors: dict[str, Sensor] = {}
         rejections: list[Rejection] = []
-        for message, outcome in items:
+        for _, outcome in items:
             observations += outcome.observations
-            owners += [message] * len(outcome.observations)
             sensors.update(outcome.sensors)
-            rejections += outcome.rejections
+            if outcome.rejections:
+                rejections += outcome.rejections
         try:
             if not self._retrying(lambda: self._store.write(observations, sensors=sensors)):
                 return False
         except RejectedPoints as exc:  # the rest is stored; dead-letter exactly these points
+            owners = [message for message, outcome in items for _ in outcome.observations]
             refused = Outcome()
             for index, reason in sorted(exc.rejected.items()):
                 point = observations[index]

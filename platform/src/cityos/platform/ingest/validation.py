@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +18,51 @@ class ReadingRejected:
     code: str
     detail: str
     quantity: str | None
+
+
+def accept_readings(
+    readings: Sequence[Reading],
+    *,
+    sensors: Mapping[str, Sensor],
+    received_at: datetime,
+    max_future: timedelta,
+    into: list[Observation],
+    used: dict[str, Sensor],
+) -> list[Reading]:
+    """Append the observations of the readings that pass; return the others, in order.
+
+    The hot path of ingestion: the same checks as `validate_reading`, which then tells why
+    each returned reading is refused. `used` gets every sensor looked up, by id.
+    """
+    refused: list[Reading] = []
+    latest = received_at + max_future  # reading.time - received_at > max_future: refused
+    good = Quality.GOOD
+    append = into.append
+    last: str | None = None
+    sensor: Sensor | None = None
+    sensor_id, unit, low, high = "", "", None, None
+    for reading in readings:
+        quantity = reading.quantity
+        if quantity != last or sensor is None:  # packs repeat one quantity: look it up once
+            last = quantity
+            sensor = sensors.get(quantity) if quantity is not None else None
+            if sensor is None:
+                refused.append(reading)
+                continue
+            sensor_id, unit, low, high = sensor.id, sensor.unit, sensor.valid_min, sensor.valid_max
+            used[sensor_id] = sensor
+        value = reading.value
+        if (
+            value - value != 0.0  # not finite (x - x is 0.0 only for finite x)
+            or (unit and reading.unit is not None and reading.unit != unit)
+            or (low is not None and value < low)
+            or (high is not None and value > high)
+            or reading.time > latest
+        ):
+            refused.append(reading)
+            continue
+        append(Observation(sensor_id, reading.time, float(value), good, received_at))
+    return refused
 
 
 def validate_reading(
