@@ -23,6 +23,12 @@ class IngestWorker:
         return self.source.protocol
 
     @property
+    def shared_subscription(self) -> bool | None:
+        """Whether the source got a shared subscription (None: it cannot tell)."""
+        shared = getattr(self.source, "shared_subscription", None)
+        return shared if isinstance(shared, bool) else None
+
+    @property
     def healthy(self) -> bool:
         """False once the pipeline's writer has died (the process should exit and restart)."""
         return self.pipeline.healthy
