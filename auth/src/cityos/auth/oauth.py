@@ -6,6 +6,7 @@ authlib ships no Starlette/FastAPI server, so `routes.py` parses the HTTP reques
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,6 +30,10 @@ from cityos.auth.claims import InvalidToken, Parsed, parse
 from cityos.auth.hashing import SecretChecker
 from cityos.platform.domain.model import CLIENTS_ADMIN, SCOPES, OAuthClient
 from cityos.platform.ports import Catalog, IssuedToken
+
+# authlib's grants log every issued token in full at DEBUG ("Issue token {...}"): keep them
+# out of any log, whatever level the operator turns on (a bearer token in a log is a leak).
+logging.getLogger("authlib.oauth2.rfc6749.grants").setLevel(logging.INFO)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 GRANT_TYPES = ["client_credentials"]
