@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
+import limits
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -145,6 +146,10 @@ class AuthSettings(BaseModel):
     external_scope_claim: str = Field(default="scope", description="... and its scope claim")
 
 
+RATE_LIMIT_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix"})
+"""Storage URL schemes the API's rate limiter accepts."""
+
+
 class ApiSettings(BaseModel):
     """The HTTP / GraphQL API."""
 
@@ -152,9 +157,39 @@ class ApiSettings(BaseModel):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="allowed CORS origins"
     )
-    rate_limit: str = Field(default="600/minute", description="per-client request rate limit")
+    rate_limit: str = Field(
+        default="600/minute",
+        description="requests per client (per source IP when anonymous), e.g. `600/minute`",
+    )
+    rate_limit_storage: SecretStr = Field(
+        default=SecretStr("memory://"),
+        description="where rate-limit counters live: `memory://` (per process) or "
+        "`redis://host:6379/0` (shared by replicas)",
+    )
     max_range_days: int = Field(default=366, ge=1, description="longest time range per request")
     max_points: int = Field(default=100000, ge=1, description="most points per request")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError(
+                f"expected a rate such as `600/minute` or `10/second` (got {value!r})"
+            ) from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().split("://", 1)[0]
+        if scheme not in RATE_LIMIT_SCHEMES:
+            raise ValueError(
+                f"rate-limit storage must be one of {', '.join(sorted(RATE_LIMIT_SCHEMES))} "
+                f"URLs (got scheme {scheme!r})"
+            )
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
