@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cityos.platform.domain.errors import InvalidInput, LimitExceeded
-from cityos.platform.domain.model import Observation
+from cityos.platform.domain.model import Observation, Sensor
 from cityos.platform.durations import Duration
 from cityos.platform.observations.windows import (
     DAY,
@@ -58,6 +58,32 @@ def check_range(start: datetime, end: datetime, *, max_days: int) -> None:
         )
 
 
+@dataclass(slots=True)
+class PointBudget:
+    """How many observations one request may still return (CITYOS__API__MAX_POINTS in all)."""
+
+    limit: int
+    used: int = 0
+
+    def charge(self, count: int) -> None:
+        """Spend `count` points; LimitExceeded once the request has asked for more than allowed."""
+        self.used += count
+        if self.used > self.limit:
+            raise LimitExceeded(
+                f"this request asks for more than {self.limit} observations in all "
+                "(the server maximum per request); split it into several requests",
+                field="first",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """A page of a readable sensor's observations (raw) or windows, with the sensor."""
+
+    sensor: Sensor
+    page: Page[Observation] | Page[WindowValue]
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesOptions:
     """How to shape a series: `every` windows of `aggregate` (default mean), fill, maxPoints."""
@@ -66,28 +92,6 @@ class SeriesOptions:
     aggregate: str | None = None
     fill: str = "none"
     max_points: int | None = None
-
-
-def observations_page(
-    *,
-    catalog: Catalog,
-    store: TimeSeriesStore,
-    principal: Principal,
-    sensor_id: str,
-    start: datetime,
-    end: datetime,
-    first: int,
-    after: str | None,
-    max_range_days: int,
-) -> Page[Observation]:
-    """A page of raw observations of one readable sensor in [start, end), oldest first."""
-    check_first(first, cap=MAX_OBSERVATIONS_PER_PAGE)
-    check_range(start, end, max_days=max_range_days)
-    if find_sensor(catalog=catalog, principal=principal, sensor_id=sensor_id) is None:
-        raise InvalidInput(f"no sensor {sensor_id!r}", field="sensorId")
-    return _raw_page(
-        store=store, sensor_id=sensor_id, start=start, end=end, first=first, after=after
-    )
 
 
 def _raw_page(
@@ -132,13 +136,44 @@ def series_page(
     after: str | None,
     max_range_days: int,
     max_points: int,
-) -> Page[Observation] | Page[WindowValue]:
-    """Observations of one readable sensor in [start, end): raw, windowed or downsampled."""
+) -> Series:
+    """Observations of one readable sensor in [start, end): raw, windowed or downsampled.
+
+    A sensor the caller may not read is refused exactly like an unknown one.
+    """
     check_first(first, cap=MAX_OBSERVATIONS_PER_PAGE)
     check_range(start, end, max_days=max_range_days)
     limit = _check_options(options, max_points=max_points)
-    if find_sensor(catalog=catalog, principal=principal, sensor_id=sensor_id) is None:
+    sensor = find_sensor(catalog=catalog, principal=principal, sensor_id=sensor_id)
+    if sensor is None:
         raise InvalidInput(f"no sensor {sensor_id!r}", field="sensorId")
+    return Series(
+        sensor=sensor,
+        page=_shaped_page(
+            store=store,
+            sensor_id=sensor_id,
+            start=start,
+            end=end,
+            options=options,
+            first=first,
+            after=after,
+            limit=limit,
+        ),
+    )
+
+
+def _shaped_page(
+    *,
+    store: TimeSeriesStore,
+    sensor_id: str,
+    start: datetime,
+    end: datetime,
+    options: SeriesOptions,
+    first: int,
+    after: str | None,
+    limit: int,
+) -> Page[Observation] | Page[WindowValue]:
+    """Raw observations, `every` windows or a downsampled series of at most `limit` windows."""
     if options.every is None and options.max_points is None:
         return _raw_page(
             store=store, sensor_id=sensor_id, start=start, end=end, first=first, after=after

@@ -28,7 +28,9 @@ OBSERVATIONS_DESCRIPTION = (
     "`maxPoints` without `every`: raw observations if there are at most that many, otherwise "
     "`aggregate` (default MEAN) over at most maxPoints windows of whole seconds starting at "
     "`from`. `maxPoints` with `every`: LIMIT_EXCEEDED when there would be more windows. "
-    "`aggregate` or `fill` without `every` or `maxPoints` is BAD_USER_INPUT."
+    "`aggregate` or `fill` without `every` or `maxPoints` is BAD_USER_INPUT. "
+    "All observations fields of one request return at most the server's maximum of points "
+    "together (LIMIT_EXCEEDED beyond)."
 )
 
 
@@ -84,12 +86,13 @@ async def resolve_observations(
         fill=(fill or FillEnum.NONE).value,
         max_points=given(max_points),
     )
-    runtime = info.context.runtime
-    page = await asyncio.to_thread(
+    context = info.context
+    runtime = context.runtime
+    series = await asyncio.to_thread(
         series_page,
         catalog=runtime.catalog,
         store=runtime.store,
-        principal=info.context.principal,
+        principal=context.principal,
         sensor_id=str(sensor_id),
         start=from_,
         end=to,
@@ -99,6 +102,9 @@ async def resolve_observations(
         max_range_days=runtime.settings.api.max_range_days,
         max_points=runtime.settings.api.max_points,
     )
+    page = series.page
+    context.points.charge(len(page.items))
+    context.audit.read(info.field_name, [series.sensor])
     nodes = [
         ObservationType.of_window(item)
         if isinstance(item, WindowValue)

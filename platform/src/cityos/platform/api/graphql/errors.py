@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from graphql import GraphQLError
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import MaskErrors
 
 from cityos.platform.domain.errors import (
@@ -26,6 +27,8 @@ INTERNAL = "INTERNAL"
 
 def code_of(error: GraphQLError) -> str:
     """The `extensions.code` an error is reported with."""
+    if isinstance(error, ValidationAbortedError):  # graphql-core's validation work budget
+        return LIMIT_EXCEEDED
     original = error.original_error
     while isinstance(original, GraphQLError):  # variable coercion wraps the scalar's error
         original = original.original_error
@@ -54,6 +57,11 @@ class ClassifyErrors(MaskErrors):
             if code == INTERNAL:
                 log.error("unexpected error in GraphQL execution", exc_info=error.original_error)
                 error = self.anonymise_error(error)
+            elif isinstance(error, ValidationAbortedError):
+                error = GraphQLError(
+                    "validation aborted: the document is too complex to check "
+                    "(too many repeated fields, fragment spreads or errors)"
+                )
             processed.append(
                 GraphQLError(
                     message=error.message,
