@@ -12,6 +12,8 @@ from strawberry.fastapi import GraphQLRouter
 
 from cityos.platform.api.graphql.context import GraphQLContext
 from cityos.platform.api.graphql.schema import build_schema
+from cityos.platform.api.ratelimit import RateLimited, RateLimiter, open_storage
+from cityos.platform.api.throttle import OAUTH_RATE, ThrottleOAuth, rate_limited_response
 from cityos.platform.domain.errors import CityosError, PermissionDenied
 from cityos.platform.runtime import Runtime
 from cityos.platform.security import Principal
@@ -40,8 +42,49 @@ def principal_of(request: Request, runtime: Runtime, anonymous_scopes: frozenset
     return Principal(client_id=client_id, scopes=scopes)
 
 
-def create_app(runtime: Runtime, *, anonymous_scopes: frozenset[str] = frozenset()) -> FastAPI:
-    """Build the HTTP application; only `cityos demo` grants anonymous callers any scope."""
+def source_ip(request: Request) -> str | None:
+    """The caller's address (uvicorn puts the X-Forwarded-For one here for trusted proxies)."""
+    return request.client.host if request.client is not None else None
+
+
+class Gatekeeper:
+    """Who calls, and whether they still have request budget: for /graphql and the exports."""
+
+    def __init__(
+        self, runtime: Runtime, anonymous_scopes: frozenset[str], limiter: RateLimiter
+    ) -> None:
+        self.runtime = runtime
+        self.anonymous_scopes = anonymous_scopes
+        self.limiter = limiter
+
+    async def admit(self, request: Request) -> Principal:
+        """The verified caller, counted against its rate limit (client id, else source IP).
+
+        A bad token is counted against the source IP and then refused with 401.
+        """
+        try:
+            principal = principal_of(request, self.runtime, self.anonymous_scopes)
+        except Unauthenticated:
+            await self.limiter.hit("api", f"ip:{source_ip(request)}")
+            raise
+        if principal.client_id is not None:
+            await self.limiter.hit("api", f"client:{principal.client_id}")
+        else:
+            await self.limiter.hit("api", f"ip:{source_ip(request)}")
+        return principal
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    anonymous_scopes: frozenset[str] = frozenset(),
+    rate_limiter: RateLimiter | None = None,
+    oauth_rate_limiter: RateLimiter | None = None,
+) -> FastAPI:
+    """Build the HTTP application; only `cityos demo` grants anonymous callers any scope.
+
+    The rate limiters default to the configured rate and storage (tests pass their own).
+    """
     api_settings = runtime.settings.api
     app = FastAPI(
         title="cityos",
@@ -50,12 +93,20 @@ def create_app(runtime: Runtime, *, anonymous_scopes: frozenset[str] = frozenset
         redoc_url=None,
         openapi_url="/openapi.json" if api_settings.dev_mode else None,
     )
-    if api_settings.cors_origins:
+    storage_url = api_settings.rate_limit_storage.get_secret_value()
+    if rate_limiter is None:
+        rate_limiter = RateLimiter(api_settings.rate_limit, open_storage(storage_url))
+    if oauth_rate_limiter is None:
+        oauth_rate_limiter = RateLimiter(OAUTH_RATE, open_storage(storage_url))
+    gatekeeper = Gatekeeper(runtime, anonymous_scopes, rate_limiter)
+    app.add_middleware(ThrottleOAuth, limiter=oauth_rate_limiter)
+    if api_settings.cors_origins:  # outermost, so that 401 and 429 answers carry CORS headers
         app.add_middleware(
             CORSMiddleware,
             allow_origins=api_settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "WWW-Authenticate"],
         )
 
     @app.exception_handler(Unauthenticated)
@@ -66,13 +117,19 @@ def create_app(runtime: Runtime, *, anonymous_scopes: frozenset[str] = frozenset
             headers=INVALID_TOKEN_HEADERS,
         )
 
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
+        return rate_limited_response(exc)
+
     async def context_getter(request: Request) -> GraphQLContext:
         return GraphQLContext(
-            runtime=runtime, principal=principal_of(request, runtime, anonymous_scopes)
+            runtime=runtime,
+            principal=await gatekeeper.admit(request),
+            source_ip=source_ip(request),
         )
 
     graphql: GraphQLRouter[GraphQLContext, None] = GraphQLRouter(
-        build_schema(),
+        build_schema(dev_mode=api_settings.dev_mode),
         context_getter=context_getter,
         graphql_ide="graphiql" if api_settings.dev_mode else None,
         allow_queries_via_get=False,

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cityos.platform.cli import clients, devices, keys, mosquitto, rejected
+from cityos.platform.cli import audit, clients, connectors, devices, keys, mosquitto, rejected
 from cityos.platform.cli.demo import demo
 from cityos.platform.cli.run import ingest, serve
 from cityos.platform.domain.errors import CityosError
@@ -27,6 +27,8 @@ app.add_typer(mosquitto.app, name="mosquitto")
 app.add_typer(rejected.app, name="rejected")
 app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
+app.add_typer(connectors.app, name="connectors")
 
 
 def main() -> None:

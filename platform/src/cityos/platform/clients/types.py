@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -13,6 +12,7 @@ from strawberry.types import Info
 from cityos.platform.api.graphql.common import InputError, NotFoundError, PageInfo
 from cityos.platform.api.graphql.context import GraphQLContext
 from cityos.platform.api.graphql.unset import given
+from cityos.platform.audit.types import admin_call
 from cityos.platform.clients import admin
 from cityos.platform.domain.errors import InvalidInput, NotFound
 from cityos.platform.domain.model import CLIENTS_ADMIN, OAuthClient
@@ -100,11 +100,31 @@ RevokeClientResult = Annotated[
 ]
 
 
-async def _admin_call(info: Info[GraphQLContext, None], call: Callable[[AuthServer], T]) -> T:
-    """Run an administration call in a thread after checking the `clients:admin` scope."""
-    info.context.principal.require(CLIENTS_ADMIN)
-    auth = info.context.runtime.require_auth()
-    return await asyncio.to_thread(call, auth)
+async def _admin_call(
+    info: Info[GraphQLContext, None],
+    call: Callable[[AuthServer], T],
+    *,
+    resources: Sequence[str] = (),
+    created: Callable[[T], str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> T:
+    """Run an administration call in a thread after checking the `clients:admin` scope; audit it.
+
+    Audit records never carry secrets: only ids, names, scopes and outcomes.
+    """
+    runtime = info.context.runtime
+    return await admin_call(
+        info,
+        CLIENTS_ADMIN,
+        lambda: call(runtime.require_auth()),
+        resources=resources,
+        created=created,
+        details=details,
+    )
+
+
+def _client_id(secret: ClientSecret) -> str:
+    return secret.client.id
 
 
 async def resolve_clients(
@@ -131,7 +151,9 @@ async def resolve_client(
     info: Info[GraphQLContext, None], id: strawberry.ID
 ) -> OAuthClientType | None:
     """One client by id, or null (scope clients:admin)."""
-    client = await _admin_call(info, lambda auth: auth.get_client(admin.check_client_id(str(id))))
+    client = await _admin_call(
+        info, lambda auth: auth.get_client(admin.check_client_id(str(id))), resources=[str(id)]
+    )
     return None if client is None else OAuthClientType.of(client)
 
 
@@ -157,6 +179,8 @@ class ClientMutations:
                     scopes=frozenset(input.scopes),
                     grantor=grantor,
                 ),
+                created=_client_id,
+                details={"name": input.name, "scopes": sorted(set(input.scopes))},
             )
         except InvalidInput as exc:
             return InputError(message=str(exc), field=exc.field)
@@ -172,7 +196,9 @@ class ClientMutations:
         """Rotate a client's secret."""
         try:
             secret = await _admin_call(
-                info, lambda auth: auth.rotate_client_secret(admin.check_client_id(str(id)))
+                info,
+                lambda auth: auth.rotate_client_secret(admin.check_client_id(str(id))),
+                resources=[str(id)],
             )
         except NotFound as exc:
             return NotFoundError(message=str(exc), id=id)
@@ -191,7 +217,9 @@ class ClientMutations:
         """Revoke a client (idempotent)."""
         try:
             client = await _admin_call(
-                info, lambda auth: auth.revoke_client(admin.check_client_id(str(id)))
+                info,
+                lambda auth: auth.revoke_client(admin.check_client_id(str(id))),
+                resources=[str(id)],
             )
         except (NotFound, InvalidInput) as exc:
             return NotFoundError(message=str(exc), id=id)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -14,6 +14,7 @@ from cityos.platform.api.graphql.common import GeoPointType, InputError, NotFoun
 from cityos.platform.api.graphql.context import GraphQLContext
 from cityos.platform.api.graphql.enums import DomainEnum
 from cityos.platform.api.graphql.unset import given
+from cityos.platform.audit.types import admin_call
 from cityos.platform.devices import admin
 from cityos.platform.devices.service import (
     DeviceChanges,
@@ -209,10 +210,15 @@ RotateDeviceCredentialsResult = Annotated[
 RevokeDeviceResult = Annotated[DeviceType | NotFoundError, strawberry.union("RevokeDeviceResult")]
 
 
-async def _admin_call(info: Info[GraphQLContext, None], call: Callable[[], T]) -> T:
-    """Run a catalog call in a thread after checking the `devices:admin` scope."""
-    info.context.principal.require(DEVICES_ADMIN)
-    return await asyncio.to_thread(call)
+async def _admin_call(
+    info: Info[GraphQLContext, None],
+    call: Callable[[], T],
+    *,
+    resources: Sequence[str] = (),
+    details: dict[str, Any] | None = None,
+) -> T:
+    """Run a catalog call in a thread after checking the `devices:admin` scope; audit it."""
+    return await admin_call(info, DEVICES_ADMIN, call, resources=resources, details=details)
 
 
 async def resolve_devices(
@@ -242,7 +248,9 @@ async def resolve_devices(
 async def resolve_device(info: Info[GraphQLContext, None], id: strawberry.ID) -> DeviceType | None:
     """One device by id, or null (scope devices:admin)."""
     device = await _admin_call(
-        info, lambda: admin.find_device(catalog=info.context.runtime.catalog, device_id=str(id))
+        info,
+        lambda: admin.find_device(catalog=info.context.runtime.catalog, device_id=str(id)),
+        resources=[str(id)],
     )
     return None if device is None else DeviceType.of(device)
 
@@ -300,6 +308,8 @@ class DeviceMutations:
                     location=_point(input.location),
                     known_formats=runtime.decoders.keys(),
                 ),
+                resources=[input.id],
+                details={"domain": input.domain.value},
             )
         except AlreadyExists as exc:
             return InputError(message=str(exc), field="id")
@@ -325,6 +335,7 @@ class DeviceMutations:
                         retire=list(input.retire),
                     ),
                 ),
+                resources=[str(id)],
             )
         except NotFound as exc:
             return NotFoundError(message=str(exc), id=id)
@@ -343,6 +354,7 @@ class DeviceMutations:
                 lambda: admin.rotate_credentials(
                     catalog=info.context.runtime.catalog, device_id=str(id)
                 ),
+                resources=[str(id)],
             )
         except NotFound as exc:
             return NotFoundError(message=str(exc), id=id)
@@ -361,6 +373,7 @@ class DeviceMutations:
                 lambda: admin.revoke_device(
                     catalog=info.context.runtime.catalog, device_id=str(id)
                 ),
+                resources=[str(id)],
             )
         except NotFound as exc:
             return NotFoundError(message=str(exc), id=id)

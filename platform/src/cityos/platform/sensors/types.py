@@ -27,12 +27,16 @@ class SensorType:
     unit: str
     domain: DomainEnum
     location: GeoPointType | None
+    source: strawberry.Private[Sensor]
 
     @strawberry.field(description="The newest observation (one store round trip per page)")
     async def latest(self, info: Info[GraphQLContext, None]) -> ObservationType | None:
         """The newest observation of this sensor."""
         observation = await info.context.latest.load(str(self.id))
-        return None if observation is None else ObservationType.of(observation)
+        if observation is None:
+            return None
+        info.context.audit.read(info.field_name, [self.source])
+        return ObservationType.of(observation)
 
     @classmethod
     def of(cls, sensor: Sensor) -> SensorType:
@@ -45,6 +49,7 @@ class SensorType:
             unit=sensor.unit,
             domain=DomainEnum.of(sensor.domain),
             location=GeoPointType.of(sensor.location),
+            source=sensor,
         )
 
 
@@ -75,6 +80,7 @@ async def resolve_sensors(
         first=100 if first is None else first,
         after=after,
     )
+    info.context.audit.read(info.field_name, page.items)
     return SensorConnection(
         nodes=[SensorType.of(sensor) for sensor in page.items],
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
@@ -90,4 +96,7 @@ async def resolve_sensor(info: Info[GraphQLContext, None], id: strawberry.ID) ->
         principal=info.context.principal,
         sensor_id=str(id),
     )
-    return None if sensor is None else SensorType.of(sensor)
+    if sensor is None:
+        return None
+    info.context.audit.read(info.field_name, [sensor])
+    return SensorType.of(sensor)

@@ -7,8 +7,11 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from cityos.platform.api.graphql.auditing import WriteAuditTrail
 from cityos.platform.api.graphql.errors import ClassifyErrors
+from cityos.platform.api.graphql.limits import hardening_extensions
 from cityos.platform.api.graphql.scalars import SCALAR_MAP
+from cityos.platform.audit.types import AuditEventType, resolve_audit
 from cityos.platform.clients.types import (
     ClientMutations,
     OAuthClientConnection,
@@ -67,6 +70,11 @@ class Query:
     client: OAuthClientType | None = strawberry.field(
         resolver=resolve_client, description="One OAuth client; null when unknown (clients:admin)"
     )
+    audit: list[AuditEventType] = strawberry.field(
+        resolver=resolve_audit,
+        description="The audit log (health-data reads, admin actions), newest first "
+        "(scope clients:admin)",
+    )
 
 
 @strawberry.type
@@ -83,13 +91,13 @@ class CityosSchema(strawberry.Schema):
         """Expected errors (bad input, limits) are the caller's business: do not log them."""
 
 
-def build_schema() -> strawberry.Schema:
-    """The cityos GraphQL schema."""
+def build_schema(*, dev_mode: bool = False) -> strawberry.Schema:
+    """The cityos GraphQL schema with its request limits (introspection only in dev mode)."""
     return CityosSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=[ClassifyErrors],
+        extensions=[*hardening_extensions(dev_mode=dev_mode), WriteAuditTrail, ClassifyErrors],
     )
 
 
