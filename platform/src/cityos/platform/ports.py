@@ -16,13 +16,14 @@ sees these Protocols. What each entry-point group registers is a factory:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cityos.platform.domain.errors import CityosError
 from cityos.platform.domain.model import (
+    Alert,
     AuditEvent,
     Dataset,
     Device,
@@ -240,6 +241,44 @@ class Catalog(Protocol):
         """Facilities, optionally of some kinds, ordered by id."""
         ...
 
+    # official warnings and their import state
+    def upsert_dataset_alerts(
+        self, dataset: Dataset, alerts: Sequence[Alert], *, checkpoint: str | None = None
+    ) -> UpsertCounts:
+        """Upsert a dataset and alerts by id in one transaction; count what changed.
+
+        An alert whose content equals the stored row is unchanged (its `updated_at` stays);
+        the dataset's `row_count` becomes the number of alerts it last touched. A given
+        `checkpoint` is stored for the dataset in the same transaction (None keeps the old).
+        """
+        ...
+
+    def alerts_of_lineage(
+        self, *, keys: Collection[str], groups: Collection[str], group_prefixes: Collection[str]
+    ) -> list[Alert]:
+        """Every alert with one of `keys`, and the open ones (issued or continued) whose group
+        is in `groups` or starts with one of `group_prefixes` followed by ":"."""
+        ...
+
+    def list_alerts(
+        self,
+        *,
+        area: str | None = None,
+        issued_by: datetime | None = None,
+        open_at: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[Alert]:
+        """Alerts, newest issue first (then by id).
+
+        `issued_by`: only those issued at or before it. `open_at`: only non-drill ones not
+        ended and not past their own validity at that time (the maximum age is the caller's).
+        """
+        ...
+
+    def get_checkpoint(self, dataset_id: str) -> str | None:
+        """The checkpoint stored for a dataset's source (e.g. a feed's ETag), or None."""
+        ...
+
     # OAuth clients
     def add_oauth_client(self, client: OAuthClient, *, secret_hash: str) -> None:
         """Register an OAuth client with its secret hash; AlreadyExists if the id is taken."""
@@ -439,6 +478,89 @@ class RejectedRecord:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One message's statement about one alert: a kind of warning for one area.
+
+    Records with the same `key` are one alert (issued, continued, then cancelled); a new
+    alert with an old key starts once the previous one has ended. A message lists its
+    `group` (e.g. every warning of one municipality) completely: an open alert of that group
+    which the message does not restate has been replaced. `reported_at` orders the
+    messages; `message_id` names the message (provenance). `status` is "issued",
+    "continued" or "cancelled"; `issued_at` is given when the message says when it started.
+    """
+
+    key: str
+    group: str
+    source: str
+    kind: str
+    kind_code: str | None
+    area: str
+    area_name: str
+    status: str
+    drill: bool
+    reported_at: datetime
+    message_id: str
+    issued_at: datetime | None = None
+    valid_until: datetime | None = None
+    headline: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    rank: int = 0  # among messages with the same report time, lower ranks are applied first
+
+
+@dataclass(frozen=True, slots=True)
+class AlertGroupRecord:
+    """A message's statement about a whole group of alerts, restating none of them.
+
+    status "listed": the group has no alert in force any more (open ones were replaced);
+    "cancelled": the message withdraws them (e.g. a 取消), open ones become cancelled. With
+    `prefix`, every group starting with `group` + ":" is meant too (a whole event).
+    """
+
+    group: str
+    source: str
+    status: str
+    drill: bool
+    reported_at: datetime
+    message_id: str
+    prefix: bool = False
+    rank: int = 0  # as AlertRecord.rank: the same for every item of one message
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRecord:
+    """Something a connector read but does not handle (a message type it does not parse).
+
+    Skipped items are counted by `kind`, not rejected: nothing is wrong with them.
+    """
+
+    kind: str
+    reason: str
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """Where a connector got to in its source (opaque text, e.g. a feed's ETag and seen ids).
+
+    Yielded last; the import service stores it with the dataset once the records are
+    upserted, and hands it back to `CheckpointingConnector.fetch_since` on the next run.
+    """
+
+    value: str
+
+
+ConnectorItem = (
+    FacilityRecord
+    | RejectedRecord
+    | AlertRecord
+    | AlertGroupRecord
+    | SkippedRecord
+    | CheckpointRecord
+)
+"""Everything a connector may yield."""
+
+
 @runtime_checkable
 class Connector(Protocol):
     """Pull-based importer of administrative data: yields records, never writes."""
@@ -446,8 +568,17 @@ class Connector(Protocol):
     name: str
     default_licence: str
 
-    def fetch(self, source: str) -> Iterator[FacilityRecord | RejectedRecord]:
+    def fetch(self, source: str) -> Iterator[ConnectorItem]:
         """Yield the records (and rejected rows) read from `source`, a path or URL."""
+        ...
+
+
+@runtime_checkable
+class CheckpointingConnector(Connector, Protocol):
+    """A connector that can resume from the checkpoint of its previous run on a source."""
+
+    def fetch_since(self, source: str, checkpoint: str | None) -> Iterator[ConnectorItem]:
+        """Like `fetch`, skipping what `checkpoint` (None: nothing yet) says was read."""
         ...
 
 

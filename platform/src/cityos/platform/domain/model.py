@@ -110,9 +110,37 @@ class Facility:
     withdrawn: bool = False
 
 
+class AlertStatus(enum.StrEnum):
+    """Where an alert is in its lifecycle; the last two end it."""
+
+    ISSUED = "issued"
+    CONTINUED = "continued"
+    CANCELLED = "cancelled"
+    REPLACED = "replaced"  # a later message of the same area no longer lists it
+
+    @property
+    def is_open(self) -> bool:
+        """Whether an alert in this status is still in force (issued or continued)."""
+        return self in (AlertStatus.ISSUED, AlertStatus.CONTINUED)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTransition:
+    """A status an alert entered, and when (the report time of the message that said so)."""
+
+    at: datetime
+    status: AlertStatus
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """An official warning or a sensor threshold crossing."""
+    """An official warning or a sensor threshold crossing.
+
+    `key` is the identity across the messages of one event (the same kind of warning for the
+    same area); `group` is what one message lists completely (e.g. every warning of one
+    municipality). `reported_at` / `message_id` are those of the newest message applied,
+    `ended_at` is when it was cancelled or replaced, `timeline` every status it entered.
+    """
 
     id: str
     source: str
@@ -125,6 +153,14 @@ class Alert:
     kind_code: str | None = None
     valid_until: datetime | None = None
     headline: str | None = None
+    key: str = ""
+    group: str = ""
+    dataset_id: str | None = None
+    reported_at: datetime | None = None
+    ended_at: datetime | None = None
+    message_id: str | None = None
+    timeline: tuple[AlertTransition, ...] = ()
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cityos.platform.imports.service import ImportSummary, import_facilities
+from cityos.platform.imports.service import import_facilities
+from cityos.platform.imports.summary import ImportSummary
 from cityos.platform.ports import Catalog, Connector
 
 log = logging.getLogger(__name__)

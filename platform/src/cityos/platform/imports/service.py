@@ -6,13 +6,21 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import Dataset, Domain, Facility, GeoPoint
-from cityos.platform.ports import Catalog, Connector, FacilityRecord, RejectedRecord, UpsertCounts
+from cityos.platform.imports.alerts import import_alerts, yields_alerts
+from cityos.platform.imports.summary import ImportRejection, ImportSummary
+from cityos.platform.ports import (
+    Catalog,
+    CheckpointRecord,
+    Connector,
+    FacilityRecord,
+    RejectedRecord,
+    UpsertCounts,
+)
 
 _KIND_DOMAINS: dict[str, Domain] = {
     "evacuation_site": Domain.DISASTER,
@@ -43,43 +51,6 @@ _CLOSED = re.compile(
     r"(?<![a-z])(nc|nd)(?![a-z])|noncommercial|non-commercial|noderiv|非営利|改変禁止|転載禁止"
 )
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True, slots=True)
-class ImportRejection:
-    """A source row that was not imported: which source, where in it, and why."""
-
-    source: str
-    line: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ImportSummary:
-    """What one import run read and changed (summed over the datasets it touched)."""
-
-    datasets: tuple[str, ...] = ()
-    read: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    withdrawn: int = 0
-    rejected: int = 0
-    rejections: tuple[ImportRejection, ...] = field(default_factory=tuple)
-    dry_run: bool = False
-
-    def __add__(self, other: ImportSummary) -> ImportSummary:
-        return ImportSummary(
-            datasets=self.datasets + other.datasets,
-            read=self.read + other.read,
-            inserted=self.inserted + other.inserted,
-            updated=self.updated + other.updated,
-            unchanged=self.unchanged + other.unchanged,
-            withdrawn=self.withdrawn + other.withdrawn,
-            rejected=self.rejected + other.rejected,
-            rejections=self.rejections + other.rejections,
-            dry_run=self.dry_run or other.dry_run,
-        )
 
 
 def is_open_licence(licence: str) -> bool:
@@ -171,9 +142,14 @@ def _import_one(
     seen: set[str] = set()
     read = 0
     for item in connector.fetch(source):
+        if isinstance(item, CheckpointRecord):
+            continue  # facility sources are read whole every time
         read += 1
         if isinstance(item, RejectedRecord):
             rejections.append(ImportRejection(source=source, line=item.line, reason=item.reason))
+        elif not isinstance(item, FacilityRecord):
+            reason = f"{type(item).__name__} from a facility connector (not a facility)"
+            rejections.append(ImportRejection(source=source, line=read, reason=reason))
         elif item.source_key in seen:
             rejections.append(
                 ImportRejection(
@@ -221,7 +197,20 @@ def import_facilities(
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> ImportSummary:
-    """Run `connector` on `source` and upsert one dataset per file with its facilities."""
+    """Run `connector` on `source` and upsert one dataset per file with its facilities.
+
+    A connector that yields alerts (`records = "alerts"`) is imported as one dataset of
+    alerts instead (see `import_alerts_from`).
+    """
+    if yields_alerts(connector):
+        return import_alerts_from(
+            catalog=catalog,
+            connector=connector,
+            source=source,
+            licence=licence,
+            now=now,
+            dry_run=dry_run,
+        )
     if now is not None and now.tzinfo is None:
         raise InvalidInput("`now` must carry a time zone", field="now")
     fetched_at = (now or datetime.now(UTC)).astimezone(UTC)
@@ -237,3 +226,36 @@ def import_facilities(
             dry_run=dry_run,
         )
     return summary
+
+
+def import_alerts_from(
+    *,
+    catalog: Catalog,
+    connector: Connector,
+    source: str,
+    licence: str | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> ImportSummary:
+    """Run an alert connector on `source` (a feed, a message or a directory): one dataset.
+
+    Official alerts are public whatever the licence says (CONTRACT.md); the dataset's
+    `public` flag still tells whether its licence is open.
+    """
+    if now is not None and now.tzinfo is None:
+        raise InvalidInput("`now` must carry a time zone", field="now")
+    chosen_licence = (licence or "").strip() or connector.default_licence
+    dataset = Dataset(
+        id=dataset_id(connector.name, source),
+        name=_file_name(source),
+        source=source,
+        licence=chosen_licence,
+        public=is_open_licence(chosen_licence),
+        fetched_at=(now or datetime.now(UTC)).astimezone(UTC),
+        checksum="",
+        row_count=0,
+        connector=connector.name,
+    )
+    return import_alerts(
+        catalog=catalog, connector=connector, source=source, dataset=dataset, dry_run=dry_run
+    )

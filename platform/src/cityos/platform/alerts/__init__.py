@@ -1,0 +1,1 @@
+"""Official alerts: their lifecycle across messages, and which were active when."""
