@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
+from cityos.adapters.sql import alerts as alert_store
 from cityos.adapters.sql import facilities as facility_upsert
 from cityos.adapters.sql import tables as t
 from cityos.adapters.sql.engine import create_catalog_engine, upgrade, writer
 from cityos.adapters.sql.rows import (
     Values,
+    alert_from_row,
     audit_event_from_row,
     audit_event_values,
     dataset_from_row,
@@ -37,6 +39,7 @@ from cityos.adapters.sql.rows import (
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import AlreadyExists, InvalidInput, NotFound, RetryableError
 from cityos.platform.domain.model import (
+    Alert,
     AuditEvent,
     Dataset,
     Device,
@@ -365,6 +368,45 @@ class SqlCatalog:
             query = query.where(table.c.withdrawn.is_(False))
         with self._read("listing facilities") as connection:
             return [facility_from_row(row) for row in connection.execute(query).mappings()]
+
+    # ------------------------------------------------------------ official alerts
+
+    def upsert_dataset_alerts(
+        self, dataset: Dataset, alerts: Sequence[Alert], *, checkpoint: str | None = None
+    ) -> UpsertCounts:
+        """Upsert a dataset and alerts by id in one transaction; count what changed."""
+        now = self._now()
+        with self._write("upserting alerts") as connection:
+            return alert_store.upsert(connection, dataset, alerts, checkpoint=checkpoint, now=now)
+
+    def alerts_of_lineage(
+        self, *, keys: Collection[str], groups: Collection[str], group_prefixes: Collection[str]
+    ) -> list[Alert]:
+        """Alerts with one of `keys`, and the open ones of `groups` or under `group_prefixes`."""
+        with self._read("reading alerts") as connection:
+            return alert_store.of_lineage(
+                connection, keys=keys, groups=groups, group_prefixes=group_prefixes
+            )
+
+    def list_alerts(
+        self,
+        *,
+        area: str | None = None,
+        issued_by: datetime | None = None,
+        open_at: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[Alert]:
+        """Alerts, newest issue first (then by id), filtered as `ports.Catalog` says."""
+        if limit <= 0:
+            return []
+        query = alert_store.listing(area=area, issued_by=issued_by, open_at=open_at, limit=limit)
+        with self._read("listing alerts") as connection:
+            return [alert_from_row(row) for row in connection.execute(query).mappings()]
+
+    def get_checkpoint(self, dataset_id: str) -> str | None:
+        """The checkpoint stored for a dataset's source, or None."""
+        with self._read("reading a checkpoint") as connection:
+            return alert_store.checkpoint_of(connection, dataset_id)
 
     # ------------------------------------------------------------ OAuth clients
 

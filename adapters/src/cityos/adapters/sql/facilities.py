@@ -37,7 +37,8 @@ def _latest_per_key(dataset: Dataset, records: Sequence[Facility]) -> dict[str, 
     return latest
 
 
-def _upsert_dataset(connection: Connection, dataset: Dataset, now: datetime) -> None:
+def upsert_dataset(connection: Connection, dataset: Dataset, now: datetime) -> None:
+    """Insert or update one `datasets` row with its provenance."""
     values = dataset_values(dataset, now=now)
     exists = connection.execute(sa.select(datasets.c.id).where(datasets.c.id == dataset.id)).first()
     if exists is None:
@@ -52,7 +53,7 @@ def upsert(
 ) -> UpsertCounts:
     """Upsert the dataset and its facilities in the caller's transaction; count the changes."""
     incoming = _latest_per_key(dataset, records)
-    _upsert_dataset(connection, dataset, now)
+    upsert_dataset(connection, dataset, now)
     stored = {
         row["source_key"]: row
         for row in connection.execute(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import (
+    Alert,
+    AlertStatus,
+    AlertTransition,
     AuditEvent,
     Dataset,
     Device,
@@ -320,3 +323,106 @@ def audit_event_values(event: AuditEvent) -> Values:
         "details": json.loads(json.dumps(event.details, ensure_ascii=False, default=str)),
         "source_ip": event.source_ip,
     }
+
+
+def _timeline_values(alert: Alert) -> list[dict[str, str]]:
+    return [
+        {
+            "at": require_aware(step.at, "timeline").astimezone(UTC).isoformat(),
+            "status": AlertStatus(step.status).value,
+        }
+        for step in alert.timeline
+    ]
+
+
+def _optional_time(value: datetime | None, what: str) -> datetime | None:
+    return None if value is None else require_aware(value, what).astimezone(UTC)
+
+
+def alert_content(alert: Alert) -> Values:
+    """The columns of an alert that an upsert compares and writes (not created/updated)."""
+    return {
+        "id": alert.id,
+        "dataset_id": alert.dataset_id,
+        "key": alert.key or alert.id,
+        "group_key": alert.group or alert.key or alert.id,
+        "source": alert.source,
+        "kind": alert.kind,
+        "kind_code": alert.kind_code,
+        "area": alert.area,
+        "area_name": alert.area_name,
+        "status": AlertStatus(alert.status).value,
+        "drill": alert.drill,
+        "issued_at": require_aware(alert.issued_at, "issued_at").astimezone(UTC),
+        "valid_until": _optional_time(alert.valid_until, "valid_until"),
+        "ended_at": _optional_time(alert.ended_at, "ended_at"),
+        "reported_at": _optional_time(alert.reported_at, "reported_at"),
+        "message_id": alert.message_id,
+        "headline": alert.headline,
+        "timeline": _timeline_values(alert),
+        # through JSON once, so that tuples, non-str keys etc. compare as they will be stored
+        "attributes": json.loads(json.dumps(alert.attributes, ensure_ascii=False, default=str)),
+    }
+
+
+def stored_alert_content(row: RowMapping) -> Values:
+    """The same columns as `alert_content`, read from a stored row."""
+    return {name: row[name] for name in alert_content_columns()} | {
+        "timeline": list(row["timeline"] or []),
+        "attributes": row["attributes"] or {},
+    }
+
+
+def alert_content_columns() -> tuple[str, ...]:
+    """The names of the columns `alert_content` fills."""
+    return (
+        "id",
+        "dataset_id",
+        "key",
+        "group_key",
+        "source",
+        "kind",
+        "kind_code",
+        "area",
+        "area_name",
+        "status",
+        "drill",
+        "issued_at",
+        "valid_until",
+        "ended_at",
+        "reported_at",
+        "message_id",
+        "headline",
+        "timeline",
+        "attributes",
+    )
+
+
+def alert_from_row(row: RowMapping) -> Alert:
+    """Build an Alert from an `alerts` row."""
+    return Alert(
+        id=row["id"],
+        source=row["source"],
+        kind=row["kind"],
+        area=row["area"],
+        area_name=row["area_name"],
+        status=row["status"],
+        drill=bool(row["drill"]),
+        issued_at=row["issued_at"],
+        kind_code=row["kind_code"],
+        valid_until=row["valid_until"],
+        headline=row["headline"],
+        key=row["key"],
+        group=row["group_key"],
+        dataset_id=row["dataset_id"],
+        reported_at=row["reported_at"],
+        ended_at=row["ended_at"],
+        message_id=row["message_id"],
+        timeline=tuple(
+            AlertTransition(
+                at=datetime.fromisoformat(step["at"]), status=AlertStatus(step["status"])
+            )
+            for step in row["timeline"] or ()
+        ),
+        attributes=dict(row["attributes"] or {}),
+    )

@@ -198,3 +198,44 @@ audit_events = sa.Table(
     sa.Column("details", sa.JSON(), nullable=False),
     sa.Column("source_ip", sa.String(), nullable=True),
 )
+
+# ---------------------------------------------------------------- official alerts (0003)
+
+# One row per alert: one kind of warning for one area from its issue to its end. `key`
+# groups the alerts of one lineage (the same kind for the same area), `group_key` is what
+# one message lists completely; both are looked up when new messages are applied.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("dataset_id", Key, sa.ForeignKey("datasets.id"), nullable=True, index=True),
+    sa.Column("key", Key, nullable=False, index=True),
+    sa.Column("group_key", Key, nullable=False, index=True),
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Column("kind", sa.Text(), nullable=False),
+    sa.Column("kind_code", sa.String(), nullable=True),
+    sa.Column("area", Key, nullable=False, index=True),
+    sa.Column("area_name", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("drill", sa.Boolean(), nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("valid_until", UtcDateTime(), nullable=True),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
+    sa.Column("reported_at", UtcDateTime(), nullable=True),
+    sa.Column("message_id", sa.Text(), nullable=True),
+    sa.Column("headline", sa.Text(), nullable=True),
+    # [{"at": RFC 3339 UTC, "status": ...}, ...]: every status the alert entered
+    sa.Column("timeline", sa.JSON(), nullable=False),
+    sa.Column("attributes", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Where a dataset's connector got to in its source (a feed's validators and seen entries).
+import_checkpoints = sa.Table(
+    "import_checkpoints",
+    metadata,
+    sa.Column("dataset_id", Key, sa.ForeignKey("datasets.id"), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
