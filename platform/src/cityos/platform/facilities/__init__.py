@@ -1,0 +1,1 @@
+"""Facilities and datasets from administrative data: visibility, filters, distance, paging."""
