@@ -37,8 +37,12 @@ def text(element: Element | None, path: str = "", *, ns: str = HEAD) -> str:
     return "" if found is None or found.text is None else found.text.strip()
 
 
+_STEP = re.compile(r"\{[^}]*\}[^/]+|[^/]+")
+
+
 def _qualify(path: str, ns: str) -> str:
-    return "/".join(step if step.startswith("{") else f"{{{ns}}}{step}" for step in path.split("/"))
+    steps = _STEP.findall(path)
+    return "/".join(step if step.startswith("{") else f"{{{ns}}}{step}" for step in steps)
 
 
 def find(element: Element | None, path: str, *, ns: str) -> Element | None:

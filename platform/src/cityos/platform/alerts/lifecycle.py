@@ -30,34 +30,56 @@ def _message_order(item: AlertRecord | AlertGroupRecord) -> tuple[datetime, int,
     return (item.reported_at, item.rank, item.message_id)
 
 
+def _statement_order(item: AlertRecord | AlertGroupRecord) -> tuple[object, ...]:
+    """Messages in report order; inside one, a fixed order whatever order they came in."""
+    if isinstance(item, AlertRecord):
+        return (*_message_order(item), 0, item.key, item.status, item.kind, item.area_name)
+    return (*_message_order(item), 1, item.group, item.status, item.prefix, "")
+
+
 @dataclass(slots=True)
 class _State:
     """Alerts by id, the newest alert of each key, and the open alerts of each group."""
 
     alerts: dict[str, Alert] = field(default_factory=dict)
     newest: dict[str, str] = field(default_factory=dict)
+    of_key: dict[str, set[str]] = field(default_factory=dict)
+    of_group: dict[str, set[str]] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
 
     def add(self, alert: Alert) -> None:
         self.alerts[alert.id] = alert
+        self.of_key.setdefault(alert.key, set()).add(alert.id)
+        self.of_group.setdefault(alert.group, set()).add(alert.id)
         current = self.alerts.get(self.newest.get(alert.key, ""))
         if current is None or (current.issued_at, current.id) <= (alert.issued_at, alert.id):
             self.newest[alert.key] = alert.id
+
+    def covering(self, key: str, at: datetime) -> Alert | None:
+        """The alert of `key` that was in its span (issue to end) at `at`, if any."""
+        for alert_id_ in sorted(self.of_key.get(key, ())):
+            alert = self.alerts[alert_id_]
+            if alert.issued_at <= at and (alert.ended_at is None or at <= alert.ended_at):
+                return alert
+        return None
 
     def newest_of(self, key: str) -> Alert | None:
         alert_id_ = self.newest.get(key)
         return None if alert_id_ is None else self.alerts[alert_id_]
 
     def open_in(self, group: AlertGroupRecord | str) -> list[Alert]:
+        """The open alerts of a group (and of the groups under it, for a prefix record)."""
         if isinstance(group, str):
-            return [a for a in self.alerts.values() if a.group == group and _is_open(a)]
-        prefix = group.group + ":"
-        return [
-            alert
-            for alert in self.alerts.values()
-            if _is_open(alert)
-            and (alert.group == group.group or (group.prefix and alert.group.startswith(prefix)))
-        ]
+            groups = [group]
+        else:
+            prefix = group.group + ":"
+            groups = [
+                name
+                for name in self.of_group
+                if name == group.group or (group.prefix and name.startswith(prefix))
+            ]
+        found = (self.alerts[i] for name in groups for i in sorted(self.of_group.get(name, ())))
+        return [alert for alert in found if _is_open(alert)]
 
 
 def _is_open(alert: Alert) -> bool:
@@ -127,9 +149,11 @@ def _continue(alert: Alert, record: AlertRecord, dataset_id: str) -> Alert:
 def _apply_record(state: _State, record: AlertRecord, dataset_id: str) -> None:
     previous = state.newest_of(record.key)
     if previous is not None:
-        state.touched.add(previous.id)
         if previous.reported_at is not None and record.reported_at <= previous.reported_at:
-            return  # not newer than what the alert already says
+            # not newer than what the alert already says: the alert it spoke of is unchanged
+            state.touched.add((state.covering(record.key, record.reported_at) or previous).id)
+            return
+        state.touched.add(previous.id)
         if _is_open(previous):
             if record.status in _STATEMENTS:
                 state.add(_continue(previous, record, dataset_id))
@@ -179,7 +203,7 @@ def apply_statements(
     state = _State()
     for alert in stored:
         state.add(alert)
-    ordered = sorted(statements, key=_message_order)
+    ordered = sorted(statements, key=_statement_order)
     for (at, _rank, message_id), group in groupby(ordered, key=_message_order):
         message = list(group)
         listed: dict[str, set[str]] = {}
