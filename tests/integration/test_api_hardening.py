@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from graphql import get_introspection_query
+from graphql.language import Lexer, Source, TokenKind
+from graphql.validation.validate import ValidationAbortedError
 
 from apikit import FROM, TO, gql, post_graphql, seed
 from cityos.platform.api.app import create_app
 from cityos.platform.api.graphql import limits
-from cityos.platform.api.graphql.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from cityos.platform.api.graphql.errors import code_of
+from cityos.platform.api.graphql.limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS
 from cityos.platform.api.ratelimit import RateLimiter, open_storage
 from cityos.platform.config import READ_SCOPES, ApiSettings, Settings
 from cityos.platform.runtime import Runtime
@@ -127,51 +131,90 @@ def test_aliases_up_to_the_limit_pass_one_more_is_refused(http: TestClient, call
     assert calls.count == 2 * MAX_ALIASES  # list + count per alias
 
 
-def test_an_alias_bomb_through_fragments_is_measured_in_linear_time(
+def test_a_fragment_bomb_is_measured_in_linear_time(
     http: TestClient, calls: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     walked = 0
     selections = limits._Measure._selections
 
-    def counting(self: Any, selection_set: Any) -> tuple[int, int]:
+    def counting(self: Any, selection_set: Any) -> tuple[int, int, int]:
         nonlocal walked
         walked += 1
         return selections(self, selection_set)
 
     monkeypatch.setattr(limits._Measure, "_selections", counting)
     levels, fan = 12, 8  # 8**12 = 68 billion paths; strawberry's own limiters walk them all
-    error = refused(http, fragment_bomb(levels, fan, "a: totalCount"))
-    assert error["message"] == f"{fan**levels} aliases exceed the maximum of {MAX_ALIASES}"
-    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
+    body = post_graphql(http, fragment_bomb(levels, fan, "a: totalCount")).json()
+    assert body["data"] is None
+    assert {e["message"] for e in body["errors"]} == {
+        f"{fan**levels + 1} fields exceed the maximum of {MAX_FIELDS}",
+        f"{fan**levels} aliases exceed the maximum of {MAX_ALIASES}",
+    }
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"LIMIT_EXCEEDED"}
     assert walked <= 2 * (levels + 3)  # each selection set once
     assert calls.count == 0
 
 
-def test_a_fragment_bomb_without_aliases_executes_its_field_once(
+def test_reused_fragments_within_the_limits_execute_each_field_once(
     http: TestClient, calls: Calls
 ) -> None:
-    body = gql(http, fragment_bomb(12, 8, "totalCount"))
+    body = gql(http, fragment_bomb(3, 3, "totalCount"))
     assert body == {"data": {"sensors": {"totalCount": 5}}}
     assert calls.count == 2  # one list, one count: repeated spreads are merged
 
 
-def test_too_many_tokens_stop_the_parser(http: TestClient, calls: Calls) -> None:
-    def operations(n: int) -> dict[str, str]:  # five tokens each: query Qn { __typename }
-        query = " ".join(f"query Q{i} {{ __typename }}" for i in range(n))
-        return {"query": query, "operationName": "Q0"}
+def test_fields_up_to_the_limit_pass_one_more_is_refused(http: TestClient, calls: Calls) -> None:
+    def repeated(n: int) -> str:  # `sensors` and n - 1 copies of `totalCount`
+        return "{ sensors { " + "totalCount " * (n - 1) + "} }"
 
-    fits = http.post("/graphql", json=operations(MAX_TOKENS // 5 - 1))
-    assert fits.json() == {"data": {"__typename": "Query"}}
-    error = refused(http, operations(MAX_TOKENS // 5 + 1)["query"])
+    error = refused(http, repeated(MAX_FIELDS + 1))
+    assert error["message"] == f"{MAX_FIELDS + 1} fields exceed the maximum of {MAX_FIELDS}"
+    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert calls.count == 0
+    assert gql(http, repeated(MAX_FIELDS)) == {"data": {"sensors": {"totalCount": 5}}}
+
+
+def tokens(query: str) -> int:
+    lexer, count = Lexer(Source(query)), 0
+    while lexer.advance().kind is not TokenKind.EOF:
+        count += 1
+    return count
+
+
+def test_too_many_tokens_stop_the_parser(http: TestClient, calls: Calls) -> None:
+    field = (  # many tokens, few fields: identical copies of one field are merged
+        'observations(sensorId: "omaezaki-port.tide_level", from: "2026-11-01T09:00:00+09:00",'
+        ' to: "2026-11-02T09:00:00+09:00", first: 5, fill: NONE) { totalCount } '
+    )
+    copies = (MAX_TOKENS - 2) // tokens(field)
+    fits = "{ " + field * copies + "}"
+    assert MAX_TOKENS - tokens(field) < tokens(fits) <= MAX_TOKENS
+    assert gql(http, fits) == {"data": {"observations": {"totalCount": 10}}}
+    calls.count = 0
+    error = refused(http, "{ " + field * (copies + 1) + "}")
     assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
     assert f"more than {MAX_TOKENS} tokens" in error["message"]
     assert calls.count == 0
 
 
-def test_too_much_validation_work_is_a_limit(http: TestClient, calls: Calls) -> None:
-    error = refused(http, "{ sensors { " + "totalCount " * (MAX_TOKENS - 10) + "} }")
-    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
-    assert error["message"].startswith("validation aborted")
+def test_graphql_cores_validation_budget_is_a_limit_too() -> None:
+    assert code_of(ValidationAbortedError("Validation aborted.")) == "LIMIT_EXCEEDED"
+
+
+def test_a_body_above_the_maximum_is_413(http: TestClient, calls: Calls) -> None:
+    padding = {"padding": "x" * 300_000}
+    response = http.post("/graphql", json={"query": "{ __typename }", "variables": padding})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while it arrives
+        yield b'{"query": "{ __typename }", "variables": {"padding": "'
+        for _ in range(40):
+            yield b"x" * 10_000
+        yield b'"}}'
+
+    chunked = http.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
     assert calls.count == 0
 
 
@@ -185,15 +228,20 @@ def test_nesting_too_deep_for_the_parser_is_a_limit_too(http: TestClient, calls:
 # ---------------------------------------------------------------- introspection
 
 
-INTROSPECTION = ("{ __schema { types { name } } }", '{ __type(name: "Sensor") { name } }')
+INTROSPECTION = (
+    "{ __schema { types { name } } }",
+    '{ __type(name: "Sensor") { name } }',
+    "{ sensors { totalCount } __schema { queryType { name } } }",
+    get_introspection_query(),
+)
 
 
 @pytest.mark.parametrize("query", INTROSPECTION)
-def test_introspection_is_off_outside_dev_mode(http: TestClient, query: str) -> None:
-    body = post_graphql(http, query).json()
-    assert body["data"] is None
-    assert {error["extensions"]["code"] for error in body["errors"]} == {"FORBIDDEN"}
-    assert "introspection" in body["errors"][0]["message"]
+def test_introspection_is_off_outside_dev_mode(http: TestClient, calls: Calls, query: str) -> None:
+    error = refused(http, query)
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    assert "introspection is off" in error["message"]
+    assert calls.count == 0
     assert gql(http, "{ __typename }") == {"data": {"__typename": "Query"}}
 
 

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
 
+from cityos.platform.api.bodylimit import LimitBody
 from cityos.platform.api.graphql.context import GraphQLContext
 from cityos.platform.api.graphql.schema import build_schema
 from cityos.platform.api.ratelimit import RateLimited, RateLimiter, open_storage
@@ -99,8 +100,9 @@ def create_app(
     if oauth_rate_limiter is None:
         oauth_rate_limiter = RateLimiter(OAUTH_RATE, open_storage(storage_url))
     gatekeeper = Gatekeeper(runtime, anonymous_scopes, rate_limiter)
+    app.add_middleware(LimitBody)
     app.add_middleware(ThrottleOAuth, limiter=oauth_rate_limiter)
-    if api_settings.cors_origins:  # outermost, so that 401 and 429 answers carry CORS headers
+    if api_settings.cors_origins:  # outermost, so that 401, 413 and 429 carry CORS headers
         app.add_middleware(
             CORSMiddleware,
             allow_origins=api_settings.cors_origins,

@@ -23,8 +23,11 @@ MAX_DEPTH = 10
 """Deepest nesting of fields (real queries such as `devices { nodes { sensors { id } } }`: 4)."""
 MAX_ALIASES = 50
 """Most aliased fields per document (fields in a fragment count at each spread)."""
-MAX_TOKENS = 5000
-"""Most lexical tokens per document; the parser stops at the next one."""
+MAX_FIELDS = 250
+"""Most fields per document, counted like aliases: graphql-core's check that repeated fields
+can be merged takes time quadratic in their number (300 copies of one field: ~60 ms)."""
+MAX_TOKENS = 2000
+"""Most lexical tokens per document; the parser stops at the next one (~15 us per token)."""
 
 _PARSER_LIMIT = "Parsing aborted."  # graphql-core ends its token and nesting limit errors so
 
@@ -52,17 +55,28 @@ class NoIntrospection(DisableIntrospection):
 
 
 class DocumentLimits(SchemaExtension):
-    """Refuses documents nested deeper than `max_depth` or with more than `max_aliases` aliases.
+    """Refuses documents deeper than `max_depth`, or with too many aliases or fields.
 
     Runs before graphql-core's validation, which a refused document then skips, and takes time
     linear in the document because each fragment is measured once. (strawberry's
     QueryDepthLimiter and MaxAliasesLimiter walk a fragment again at every spread: a 500-byte
-    document of nested fragment spreads keeps them busy for seconds.)
+    document of nested fragment spreads keeps them busy for seconds.) With `introspection`
+    (dev mode), `__schema` and `__type` subtrees are not counted (GraphiQL's own query is 13
+    deep); without, a document that asks for them is FORBIDDEN at once.
     """
 
-    def __init__(self, *, max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES) -> None:
+    def __init__(
+        self,
+        *,
+        max_depth: int = MAX_DEPTH,
+        max_aliases: int = MAX_ALIASES,
+        max_fields: int = MAX_FIELDS,
+        introspection: bool = False,
+    ) -> None:
         self.max_depth = max_depth
         self.max_aliases = max_aliases
+        self.max_fields = max_fields
+        self.introspection = introspection
 
     def on_validate(self) -> Iterator[None]:
         """Measure the parsed document; on refusal, validation and execution are skipped."""
@@ -74,12 +88,22 @@ class DocumentLimits(SchemaExtension):
         yield
 
     def check(self, document: DocumentNode) -> list[GraphQLError]:
-        """The limit errors of `document` (empty when it is within the limits)."""
+        """The errors that refuse `document` (none when it may go on to validation)."""
+        measure = _Measure(document, self.introspection)
         try:
-            depth, aliases = _Measure(document).document()
+            depth, aliases, fields = measure.document()
         except RecursionError:
             return [_limit_error("fragments are nested too deeply")]
+        if measure.introspects:
+            return [
+                GraphQLError(
+                    "GraphQL introspection is off (on in dev mode only)",
+                    extensions={"code": FORBIDDEN},
+                )
+            ]
         errors = []
+        if fields > self.max_fields:
+            errors.append(_limit_error(f"{fields} fields exceed the maximum of {self.max_fields}"))
         if depth > self.max_depth:
             errors.append(
                 _limit_error(f"query depth {depth} exceeds the maximum of {self.max_depth}")
@@ -95,49 +119,61 @@ def _limit_error(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": LIMIT_EXCEEDED})
 
 
-class _Measure:
-    """Depth and alias count of a document's operations; fragments measured once each."""
+_INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+Shape = tuple[int, int, int]
+"""Depth, aliases and fields of a selection set (fragments counted at each spread)."""
 
-    def __init__(self, document: DocumentNode) -> None:
+
+class _Measure:
+    """The shape of a document's operations; each fragment measured once."""
+
+    def __init__(self, document: DocumentNode, introspection: bool) -> None:
         self._document = document
+        self._introspection = introspection
+        self.introspects = False  # asks for __schema or __type where they are not allowed
         self._fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        self._measured: dict[str, tuple[int, int]] = {}
+        self._measured: dict[str, Shape] = {}
         self._open: set[str] = set()
 
-    def document(self) -> tuple[int, int]:
-        """Deepest operation's depth, and the aliases of all operations together."""
-        depth = aliases = 0
+    def document(self) -> Shape:
+        """Deepest operation's depth; aliases and fields of all operations together."""
+        depth = aliases = fields = 0
         for definition in self._document.definitions:
             if isinstance(definition, OperationDefinitionNode):
-                d, a = self._selections(definition.selection_set)
-                depth, aliases = max(depth, d), aliases + a
-        return depth, aliases
+                d, a, f = self._selections(definition.selection_set)
+                depth, aliases, fields = max(depth, d), aliases + a, fields + f
+        return depth, aliases, fields
 
-    def _selections(self, selection_set: SelectionSetNode | None) -> tuple[int, int]:
-        depth = aliases = 0
+    def _selections(self, selection_set: SelectionSetNode | None) -> Shape:
+        depth = aliases = fields = 0
         for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
-                if selection.name.value.startswith("__"):
-                    continue  # introspection (refused outside dev mode) and __typename
-                d, a = self._selections(selection.selection_set)
+                if selection.name.value in _INTROSPECTION_ROOTS:
+                    if self._introspection:
+                        continue
+                    self.introspects = True
+                d, a, f = self._selections(selection.selection_set)
                 depth = max(depth, d + 1)
                 aliases += a + (selection.alias is not None)
-            elif isinstance(selection, InlineFragmentNode):
-                d, a = self._selections(selection.selection_set)
-                depth, aliases = max(depth, d), aliases + a
+                fields += f + 1
+                continue
+            if isinstance(selection, InlineFragmentNode):
+                d, a, f = self._selections(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
-                d, a = self._fragment(selection.name.value)
-                depth, aliases = max(depth, d), aliases + a
-        return depth, aliases
+                d, a, f = self._fragment(selection.name.value)
+            else:  # pragma: no cover (graphql-core has no other selection kinds)
+                continue
+            depth, aliases, fields = max(depth, d), aliases + a, fields + f
+        return depth, aliases, fields
 
-    def _fragment(self, name: str) -> tuple[int, int]:
+    def _fragment(self, name: str) -> Shape:
         if name in self._measured:
             return self._measured[name]
         fragment = self._fragments.get(name)
         if fragment is None or name in self._open:
-            return 0, 0  # unknown fragments and cycles are refused by validation
+            return 0, 0, 0  # unknown fragments and cycles are refused by validation
         self._open.add(name)
         measured = self._selections(fragment.selection_set)
         self._open.discard(name)
@@ -149,7 +185,7 @@ def hardening_extensions(*, dev_mode: bool) -> list[Callable[[], SchemaExtension
     """Extension factories (one instance per request) that bound what a request may ask."""
     extensions: list[Callable[[], SchemaExtension]] = [
         partial(TokenLimit, max_token_count=MAX_TOKENS),
-        DocumentLimits,
+        partial(DocumentLimits, introspection=dev_mode),
     ]
     if not dev_mode:
         extensions.append(NoIntrospection)
