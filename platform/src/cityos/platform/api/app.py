@@ -94,11 +94,10 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if api_settings.dev_mode else None,
     )
-    storage_url = api_settings.rate_limit_storage.get_secret_value()
-    if rate_limiter is None:
-        rate_limiter = RateLimiter(api_settings.rate_limit, open_storage(storage_url))
-    if oauth_rate_limiter is None:
-        oauth_rate_limiter = RateLimiter(OAUTH_RATE, open_storage(storage_url))
+    if rate_limiter is None or oauth_rate_limiter is None:
+        storage = open_storage(api_settings.rate_limit_storage.get_secret_value())
+        rate_limiter = rate_limiter or RateLimiter(api_settings.rate_limit, storage)
+        oauth_rate_limiter = oauth_rate_limiter or RateLimiter(OAUTH_RATE, storage)
     gatekeeper = Gatekeeper(runtime, anonymous_scopes, rate_limiter)
     app.add_middleware(LimitBody)
     app.add_middleware(ThrottleOAuth, limiter=oauth_rate_limiter)
