@@ -114,8 +114,10 @@ def test_json_document_shape(runner: CliRunner) -> None:
     document = run_sample(runner, "takamatsu_372013_hospital_data.csv")
     assert set(document) == {
         "connector", "source", "kind", "licence", "public", "dry_run", "read", "valid",
-        "inserted", "updated", "unchanged", "withdrawn", "rejected", "rejections", "datasets",
+        "inserted", "updated", "unchanged", "withdrawn", "rejected", "skipped", "skipped_kinds",
+        "rejections", "datasets",
     }  # fmt: skip
+    assert (document["skipped"], document["skipped_kinds"]) == (0, {})
     assert document["connector"] == "facilities-csv"
     assert document["kind"] == "medical-institution"
     assert document["licence"].startswith("not stated")  # no --licence: the connector's default
@@ -206,6 +208,21 @@ def test_dry_run_after_an_import_leaves_it_as_it_was(runner: CliRunner, tmp_path
     document = run(runner, "aed", "--source", str(source), "--dry-run")
     assert document["read"] < 82
     assert stored() == before
+
+
+def test_alert_connector_runs_too_and_counts_what_it_skips(
+    runner: CliRunner, data_dir: Path
+) -> None:
+    feeds = FIXTURES / "jma" / "feeds"
+    document = run(runner, "jma", "--source", str(feeds), "--dry-run")
+    assert document["read"] == document["valid"] + document["rejected"] + document["skipped"]
+    assert document["skipped"] == sum(document["skipped_kinds"].values()) > 0
+    assert not data_dir.exists()
+    messages = run(runner, "jma", "--source", str(FIXTURES / "jma" / "messages"))
+    assert messages["inserted"] > 0
+    assert messages["public"] is True
+    again = run(runner, "jma", "--source", str(FIXTURES / "jma" / "messages"))
+    assert (again["inserted"], again["updated"]) == (0, 0)
 
 
 def test_human_summary(runner: CliRunner) -> None:

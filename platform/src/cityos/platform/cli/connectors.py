@@ -172,12 +172,14 @@ def _summary_document(
         "public": is_open_licence(licence),
         "dry_run": summary.dry_run,
         "read": summary.read,
-        "valid": summary.read - summary.rejected,
+        "valid": summary.read - summary.rejected - summary.skipped,
         "inserted": summary.inserted,
         "updated": summary.updated,
         "unchanged": summary.unchanged,
         "withdrawn": summary.withdrawn,
         "rejected": summary.rejected,
+        "skipped": summary.skipped,
+        "skipped_kinds": dict(summary.skipped_kinds),
         "rejections": [
             {"source": r.source, "line": r.line, "reason": r.reason} for r in summary.rejections
         ],
@@ -188,7 +190,7 @@ def _summary_document(
 
 
 def _echo_summary(document: dict[str, Any]) -> None:
-    visibility = "public" if document["public"] else "not public: open licences only"
+    visibility = "public" if document["public"] else "not public: needs the domain read scope"
     typer.echo(f"{document['connector']} <- {document['source']}")
     typer.echo(f"  licence: {document['licence']} ({visibility})")
     if document["dry_run"]:
@@ -199,6 +201,9 @@ def _echo_summary(document: dict[str, Any]) -> None:
     else:
         counts = ("read", "inserted", "updated", "unchanged", "withdrawn", "rejected")
         typer.echo("  " + ", ".join(f"{key} {document[key]}" for key in counts))
+    if document["skipped"]:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in document["skipped_kinds"].items())
+        typer.echo(f"  skipped {document['skipped']} not handled by this connector ({kinds})")
     for dataset in document["datasets"]:
         rows = (
             f", {dataset['row_count']} rows, {dataset['checksum']}"
@@ -221,7 +226,11 @@ def run(
         str, typer.Argument(metavar="NAME", help="connector name (see `connectors list`)")
     ],
     source: Annotated[
-        str, typer.Option("--source", help="file or directory to read (a directory: every file)")
+        str,
+        typer.Option(
+            "--source",
+            help="file, directory (each file the connector reads) or URL (connectors that fetch)",
+        ),
     ],
     kind: Annotated[
         str | None,
