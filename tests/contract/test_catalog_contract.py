@@ -16,6 +16,9 @@ from cityos.platform import plugins
 from cityos.platform.config import DbSettings, Settings
 from cityos.platform.domain.errors import AlreadyExists, InvalidInput, NotFound, RetryableError
 from cityos.platform.domain.model import (
+    Alert,
+    AlertStatus,
+    AlertTransition,
     AuditEvent,
     Dataset,
     Device,
@@ -844,3 +847,151 @@ def test_audit_refuses_naive_times(catalog: Catalog) -> None:
             [AuditEvent(time=datetime(2026, 7, 1), client_id=None, operation="query")]
         )
     assert catalog.list_audit() == []
+
+
+# ---------------------------------------------------------------- official alerts
+
+
+def make_alert(key: str = "jma:warning:2222300:03", **changes: object) -> Alert:
+    alert = Alert(
+        id=f"{key}@20260701T000000Z",
+        source="jma",
+        kind="大雨警報",
+        area=key.split(":")[2],
+        area_name="御前崎市",
+        status="issued",
+        drill=False,
+        issued_at=T0,
+        kind_code="03",
+        headline="【大雨警報】御前崎市に大雨警報を発表しました。",
+        key=key,
+        group=key.rsplit(":", 1)[0],
+        dataset_id="jma:extra.xml",
+        reported_at=T0,
+        message_id="https://www.data.jma.go.jp/developer/xml/data/x_VPWW54_220000.xml",
+        timeline=(AlertTransition(at=T0, status=AlertStatus.ISSUED),),
+        attributes={"condition": "浸水害"},
+    )
+    return replace(alert, **changes)  # type: ignore[arg-type]
+
+
+def alert_dataset(dataset_id: str = "jma:extra.xml") -> Dataset:
+    return make_dataset(dataset_id, name="extra.xml", connector="jma", row_count=0)
+
+
+def test_alerts_upsert_inserts_then_reruns_unchanged(catalog: Catalog) -> None:
+    alerts = [make_alert(), make_alert("jma:warning:2222300:10", kind="大雨注意報")]
+    assert catalog.upsert_dataset_alerts(alert_dataset(), alerts) == UpsertCounts(inserted=2)
+    assert catalog.upsert_dataset_alerts(alert_dataset(), alerts) == UpsertCounts(unchanged=2)
+    stored = {a.id: a for a in catalog.list_alerts()}
+    assert stored[alerts[0].id] == alerts[0]
+    assert stored[alerts[0].id].issued_at.tzinfo is not None
+    (dataset,) = catalog.list_datasets()
+    assert dataset.row_count == 2
+
+
+def test_alerts_upsert_counts_changes_and_keeps_the_timeline(catalog: Catalog) -> None:
+    catalog.upsert_dataset_alerts(alert_dataset(), [make_alert()])
+    ended = T0 + timedelta(hours=2)
+    cancelled = make_alert(
+        status="cancelled",
+        ended_at=ended,
+        reported_at=ended,
+        timeline=(
+            AlertTransition(at=T0, status=AlertStatus.ISSUED),
+            AlertTransition(at=ended, status=AlertStatus.CANCELLED),
+        ),
+    )
+    assert catalog.upsert_dataset_alerts(alert_dataset(), [cancelled]) == UpsertCounts(updated=1)
+    (stored,) = catalog.list_alerts()
+    assert stored == cancelled
+    assert stored.ended_at == ended
+
+
+def test_alerts_belong_to_the_dataset_that_last_changed_them(catalog: Catalog) -> None:
+    catalog.upsert_dataset_alerts(alert_dataset("jma:a"), [make_alert(dataset_id="jma:a")])
+    moved = make_alert(dataset_id="jma:b", status="continued")
+    assert catalog.upsert_dataset_alerts(alert_dataset("jma:b"), [moved]) == UpsertCounts(updated=1)
+    counts = {d.id: d.row_count for d in catalog.list_datasets()}
+    assert counts == {"jma:a": 0, "jma:b": 1}
+
+
+def test_alerts_upsert_bumps_updated_at_only_on_change(catalog: SqlCatalog) -> None:
+    now = [T0]
+    clocked = SqlCatalog(catalog.engine, clock=lambda: now[0])
+    clocked.upsert_dataset_alerts(alert_dataset(), [make_alert()])
+
+    def updated_at() -> datetime:
+        with catalog.engine.connect() as connection:
+            value: datetime = connection.exec_driver_sql(
+                "SELECT updated_at FROM alerts"
+            ).scalar_one()
+            return value
+
+    created = updated_at()
+    now[0] = T0 + timedelta(hours=1)
+    clocked.upsert_dataset_alerts(alert_dataset(), [make_alert()])
+    assert updated_at() == created
+    clocked.upsert_dataset_alerts(alert_dataset(), [make_alert(headline="changed")])
+    assert updated_at() != created
+
+
+def test_alerts_of_lineage(catalog: Catalog) -> None:
+    open_one = make_alert()
+    ended = make_alert("jma:warning:2222300:10", status="replaced", ended_at=T0)
+    tsunami = make_alert(
+        "jma:tsunami:E1:380:62", group="jma:tsunami:E1:380", area="380", kind_code="62"
+    )
+    tricky = make_alert("jma:tsunami:E1_0:390:62", group="jma:tsunami:E1_0:390", area="390")
+    catalog.upsert_dataset_alerts(alert_dataset(), [open_one, ended, tsunami, tricky])
+
+    def ids(**query: list[str]) -> list[str]:
+        arguments: dict[str, list[str]] = {"keys": [], "groups": [], "group_prefixes": []}
+        arguments |= query
+        return [a.id for a in catalog.alerts_of_lineage(**arguments)]
+
+    assert ids(keys=["jma:warning:2222300:10"]) == [ended.id]
+    assert ids(groups=["jma:warning:2222300"]) == [open_one.id]  # only the open ones
+    assert ids(group_prefixes=["jma:tsunami:E1"]) == [tsunami.id]  # "_" is no wildcard
+    assert ids(group_prefixes=["jma:tsunami:E1%"]) == []
+    assert ids() == []
+
+
+def test_list_alerts_filters(catalog: Catalog) -> None:
+    later = T0 + timedelta(hours=3)
+    alerts = [
+        make_alert(),
+        make_alert("jma:warning:2222300:10", issued_at=later, reported_at=later),
+        make_alert("jma:warning:2221100:03", ended_at=T0 + timedelta(hours=1), status="cancelled"),
+        make_alert("jma:drill:warning:2222300:04", area="2222300", drill=True),
+        make_alert(
+            "jma:heat:220000:2026-07-01", area="220000", valid_until=T0 + timedelta(hours=1)
+        ),
+        make_alert("jma:warning:2222300:" + HOSTILE, area=HOSTILE),
+    ]
+    catalog.upsert_dataset_alerts(alert_dataset(), alerts)
+    assert catalog.list_alerts()[0].key == alerts[1].key  # newest issue first
+    assert len(catalog.list_alerts(limit=2)) == 2
+    assert catalog.list_alerts(limit=0) == []
+    assert {a.key for a in catalog.list_alerts(area="2222300")} == {
+        alerts[0].key,
+        alerts[1].key,
+        alerts[3].key,
+    }
+    assert [a.area for a in catalog.list_alerts(area=HOSTILE)] == [HOSTILE]
+    assert alerts[1].key not in {a.key for a in catalog.list_alerts(issued_by=T0)}
+    open_now = {a.key for a in catalog.list_alerts(open_at=T0 + timedelta(hours=2))}
+    assert open_now == {alerts[0].key, alerts[5].key}  # not ended, no drill, within validity
+    with pytest.raises(InvalidInput):
+        catalog.list_alerts(open_at=datetime(2026, 7, 1))
+
+
+def test_checkpoints_are_stored_with_the_alerts(catalog: Catalog) -> None:
+    assert catalog.get_checkpoint("jma:extra.xml") is None
+    catalog.upsert_dataset_alerts(alert_dataset(), [], checkpoint='{"etag": ""a""}')
+    assert catalog.get_checkpoint("jma:extra.xml") == '{"etag": ""a""}'
+    catalog.upsert_dataset_alerts(alert_dataset(), [])  # None keeps it
+    assert catalog.get_checkpoint("jma:extra.xml") == '{"etag": ""a""}'
+    catalog.upsert_dataset_alerts(alert_dataset(), [], checkpoint=HOSTILE)
+    assert catalog.get_checkpoint("jma:extra.xml") == HOSTILE
+    assert catalog.get_checkpoint("jma:other") is None

@@ -247,8 +247,9 @@ class Catalog(Protocol):
     ) -> UpsertCounts:
         """Upsert a dataset and alerts by id in one transaction; count what changed.
 
-        An alert whose content equals the stored row is unchanged (its `updated_at` stays);
-        the dataset's `row_count` becomes the number of alerts it last touched. A given
+        An alert whose content equals the stored row is unchanged (its `updated_at` stays).
+        An alert belongs to the dataset that last changed it (`Alert.dataset_id`; None means
+        this one); the dataset's `row_count` becomes the number of alerts it holds. A given
         `checkpoint` is stored for the dataset in the same transaction (None keeps the old).
         """
         ...

@@ -17,7 +17,6 @@ from cityos.adapters.sql.rows import (
     stored_alert_content,
 )
 from cityos.adapters.sql.tables import alerts, datasets, import_checkpoints
-from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import Alert, AlertStatus, Dataset
 from cityos.platform.ports import UpsertCounts
 
@@ -31,14 +30,11 @@ def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
 
 
 def _latest_by_id(dataset: Dataset, records: Sequence[Alert]) -> dict[str, Values]:
+    # An alert belongs to the dataset that last changed it (another dataset's message may
+    # restate it unchanged); one without a dataset is this one's. The last of an id wins.
     latest: dict[str, Values] = {}
     for alert in records:
-        if alert.dataset_id not in (None, dataset.id):
-            raise InvalidInput(
-                f"alert {alert.id!r} belongs to dataset {alert.dataset_id!r}, not {dataset.id!r}",
-                field="dataset_id",
-            )
-        latest[alert.id] = alert_content(alert) | {"dataset_id": dataset.id}
+        latest[alert.id] = alert_content(alert) | {"dataset_id": alert.dataset_id or dataset.id}
     return latest
 
 
@@ -89,12 +85,20 @@ def upsert(
         connection.execute(sa.update(alerts).where(alerts.c.id == values["id"]).values(values))
     if inserts:
         connection.execute(sa.insert(alerts), inserts)
-    row_count = connection.execute(
-        sa.select(sa.func.count()).select_from(alerts).where(alerts.c.dataset_id == dataset.id)
-    ).scalar_one()
-    connection.execute(
-        sa.update(datasets).where(datasets.c.id == dataset.id).values(row_count=int(row_count))
-    )
+    # the datasets whose alerts these are, before and after: their row counts change
+    holders = {dataset.id} | {
+        str(holder)
+        for alert_id, content in incoming.items()
+        for holder in (content["dataset_id"], stored.get(alert_id, {}).get("dataset_id"))
+        if holder is not None
+    }
+    for holder in sorted(holders):
+        row_count = connection.execute(
+            sa.select(sa.func.count()).select_from(alerts).where(alerts.c.dataset_id == holder)
+        ).scalar_one()
+        connection.execute(
+            sa.update(datasets).where(datasets.c.id == holder).values(row_count=int(row_count))
+        )
     if checkpoint is not None:
         _set_checkpoint(connection, dataset.id, checkpoint, now)
     return UpsertCounts(inserted=len(inserts), updated=len(updates), unchanged=unchanged)
