@@ -225,6 +225,11 @@ class JmaConnector:
             self._fetcher = HttpFetcher()
         return self._fetcher
 
+    def close(self) -> None:
+        """Release the HTTP connections, if any were opened."""
+        if self._fetcher is not None:
+            self._fetcher.close()
+
     def fetch(self, source: str) -> Iterator[ConnectorItem]:
         """Every statement read from `source` (no checkpoint)."""
         return self.fetch_since(source, None)

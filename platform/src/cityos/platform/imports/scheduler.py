@@ -91,13 +91,14 @@ class ImportScheduler:
             self._next_run[index] = self._clock() + job.every.total_seconds()
             log.info(
                 "import %s: %d read, %d inserted, %d updated, %d unchanged, %d withdrawn, "
-                "%d rejected",
+                "%d skipped, %d rejected",
                 job.label,
                 summary.read,
                 summary.inserted,
                 summary.updated,
                 summary.unchanged,
                 summary.withdrawn,
+                summary.skipped,
                 summary.rejected,
             )
             done.append(summary)
