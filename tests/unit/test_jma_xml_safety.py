@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cityos.connectors.jma.connector import JmaConnector, message_items
 from cityos.connectors.jma.xmlsafe import MAX_XML_BYTES, XmlRefused, parse_xml
+from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.ports import AlertGroupRecord, AlertRecord, RejectedRecord, SkippedRecord
 
 MESSAGES = Path(__file__).resolve().parent.parent / "fixtures" / "jma" / "messages"
@@ -139,3 +140,28 @@ def test_well_formed_but_wrong_values_are_rejected_cleanly(
 @given(st.text(max_size=200))
 def test_arbitrary_text_never_raises(text: str) -> None:
     _outcome_is_clean(text.encode("utf-8", "surrogatepass"))
+
+
+EQVOL = (MESSAGES.parent / "feeds" / "feed_eqvol_2020-07-25_koga1020.xml").read_bytes()
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.integers(min_value=0, max_value=16_000),
+    st.integers(min_value=0, max_value=300),
+    st.binary(max_size=30),
+)
+def test_mangled_feeds_are_refused_or_read_cleanly(
+    tmp_path: Path, start: int, length: int, junk: bytes
+) -> None:
+    start = start % (len(EQVOL) + 1)
+    source = tmp_path / "feed.xml"
+    source.write_bytes(EQVOL[:start] + junk + EQVOL[start + length :])
+    refusal = ""
+    try:
+        items = list(JmaConnector().fetch(str(source)))
+    except InvalidInput as exc:  # a feed entry without id or link
+        refusal, items = str(exc), []
+    assert not refusal or "feed entry" in refusal
+    for item in items:
+        assert isinstance(item, SkippedRecord | RejectedRecord)
