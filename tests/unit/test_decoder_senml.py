@@ -386,6 +386,15 @@ def test_whole_pack_errors(payload: bytes, reason: str) -> None:
     assert info.value.excerpt == payload[:200].decode("utf-8", "replace")
 
 
+def test_depth_cap_is_not_fooled_by_bracket_counts_that_match_a_flat_pack() -> None:
+    # One `[` and as many `{` as array items, as in a flat pack of records, yet 41 deep.
+    nested = '{"a": ' * 40 + "1" + "}" * 40
+    payload = "[" + ", ".join([nested] + ["1"] * 39) + "]"
+    assert "nested deeper than 32" in payload_error(payload.encode())
+    flat = [{"n": "tide_level", "v": 1, "t": -k} for k in range(MAX_DEPTH + 5)]
+    assert len(decode(flat).readings) == MAX_DEPTH + 5
+
+
 def test_depth_cap_ignores_brackets_in_strings_and_allows_the_cap() -> None:
     deep = "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2)
     ok = '[{"n": "tide_level", "v": 1, "x": ' + deep + ', "y": "' + "[" * 99 + '"}]'
@@ -494,3 +503,40 @@ def test_every_record_is_a_reading_a_problem_or_a_location(pack: list[Any]) -> N
     assert len(pack) - located <= accounted <= len(pack)
     if result.location is None:
         assert accounted == len(pack)
+
+
+hot_records = st.fixed_dictionaries(
+    {"n": st.sampled_from(["tide_level", "voltage", "air_temperature"]), "v": st.floats()},
+    optional={
+        "t": st.floats()
+        | st.integers(min_value=-(2**60), max_value=2**60)
+        | st.sampled_from([0, 1, -1, 0.001, 2**28, 2**53, -(2**53), 4102444800, 946684799.5]),
+    },
+)
+hot_packs = st.tuples(
+    st.sampled_from([{}, {"bt": 1722470400}, {"bt": 1722470400.25}, {"bt": -1722470400.0}])
+    | st.fixed_dictionaries({"bt": st.floats(allow_nan=False, allow_infinity=False)}),
+    st.lists(hot_records, min_size=1, max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(hot_packs)
+def test_the_hot_path_resolves_records_as_the_careful_path_does(pack: Any) -> None:
+    # Records of only n, v and t take the hot path once their name was seen; with an extra
+    # (ignored) "ut" field every record takes the careful path. Both must agree.
+    base, records = pack
+    hot = [{**base, **records[0]}, *records[1:]]
+    careful = [{**record, "ut": 0} for record in hot]
+
+    def outcome(records: list[Any]) -> Any:
+        try:
+            result = decode(json.dumps(records, allow_nan=True).encode())
+        except PayloadError as exc:
+            return exc.reason
+        return (
+            [(r.quantity, r.time, r.value, r.unit) for r in result.readings],
+            [(p.reason, p.quantity) for p in result.problems],
+        )
+
+    assert outcome(hot) == outcome(careful)

@@ -46,6 +46,7 @@ MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 _MIN_SECONDS = MIN_TIME.timestamp()
 _MAX_SECONDS = MAX_TIME.timestamp()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EXACT = 2**53  # integers below this add to a float exactly (and never overflow)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
 _BASE_FIELDS = frozenset({"bn", "bt", "bu", "bv", "bs", "bver"})
 _KNOWN_FIELDS = _BASE_FIELDS | {"n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"}
@@ -106,12 +107,28 @@ def load_json(payload: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         ) from exc
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise PayloadError(f"broken JSON: {exc}", excerpt=payload) from exc
-    if payload.count(b"[") + payload.count(b"{") > max_depth:  # only then can it be too deep
+    arrays, objects = payload.count(b"["), payload.count(b"{")
+    if arrays + objects > max_depth and not _flat_pack(document, arrays, objects):
         steps = _STRINGS.sub(b"", payload).translate(_BRACKET_STEPS, _NOT_BRACKETS)
         # each opening adds 2, each closing 0: depth after k brackets = prefix sum - k
         if max(map(operator.sub, accumulate(steps), count(1)), default=0) > max_depth:
             raise PayloadError(f"JSON is nested deeper than {max_depth} levels", excerpt=payload)
     return document
+
+
+def _flat_pack(document: Any, arrays: int, objects: int) -> bool:
+    """True if the document is one array of objects holding no other brackets (depth 2).
+
+    Every `[` and `{` of the payload is then accounted for by the document's own array and
+    objects, so none hides a deeper structure (brackets inside strings only add to the
+    counts, which then sends the payload to the exact check).
+    """
+    return (
+        arrays == 1
+        and type(document) is list
+        and objects == len(document)
+        and all(type(item) is dict for item in document)
+    )
 
 
 _JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number"}
@@ -252,7 +269,15 @@ class _Pack:
             target = self.fast.get(name) if type(name) is str else None
             raw = record.get("v")
             if target is not None and type(raw) is float and raw - raw == 0.0 and not self.bv:
-                time = self._time(record.get("t", 0))
+                offset = record.get("t", 0)
+                time: datetime | str | None = None
+                if type(offset) is float or (type(offset) is int and -_EXACT < offset < _EXACT):
+                    seconds = self.bt + offset  # an absolute time in range: resolved here
+                    time = self.times.get(seconds)
+                    if time is None and _MIN_SECONDS <= seconds < _MAX_SECONDS:
+                        time = self.times[seconds] = _EPOCH + timedelta(seconds=seconds)
+                if time is None:
+                    time = self._time(offset)
                 unit, conv = target
                 value = raw if conv is None else conv.apply(raw)
                 if not isinstance(time, str) and value - value == 0.0:
