@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -12,12 +13,16 @@ from hypothesis import strategies as st
 from cityos.platform.alerts.lifecycle import alert_id, apply_statements
 from cityos.platform.alerts.service import (
     DEFAULT_MAX_AGE,
+    MAX_ALERTS,
+    AlertQuery,
     as_of_view,
+    find_alerts,
     is_active,
     status_at,
 )
+from cityos.platform.domain.errors import LimitExceeded
 from cityos.platform.domain.model import Alert, AlertStatus
-from cityos.platform.ports import AlertGroupRecord, AlertRecord
+from cityos.platform.ports import AlertGroupRecord, AlertRecord, Catalog
 
 JST = timezone(timedelta(hours=9))
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=JST)
@@ -242,3 +247,25 @@ def test_alert_ids_are_utc() -> None:
 def test_open_alert_is_active_until_cancelled(minutes: int) -> None:
     (alert,) = apply(record(0), record(60, "cancelled"))
     assert is_active(alert, T0 + timedelta(minutes=minutes))
+
+
+class _ManyAlerts:
+    """A catalog stand-in that holds `count` open alerts (only list_alerts is used)."""
+
+    def __init__(self, count: int) -> None:
+        self.alerts = [
+            replace(alert, id=f"a{n}") for n, alert in enumerate(apply(record(0)) * count)
+        ]
+
+    def list_alerts(self, **query: object) -> list[Alert]:
+        limit = query["limit"]
+        assert isinstance(limit, int)
+        return self.alerts[:limit]
+
+
+def test_too_many_alerts_is_limit_exceeded_never_truncated() -> None:
+    query = AlertQuery(active=True, as_of=T0 + timedelta(minutes=1))
+    full = cast(Catalog, _ManyAlerts(MAX_ALERTS))
+    assert len(find_alerts(catalog=full, query=query)) == MAX_ALERTS
+    with pytest.raises(LimitExceeded, match="narrow"):
+        find_alerts(catalog=cast(Catalog, _ManyAlerts(MAX_ALERTS + 1)), query=query)
