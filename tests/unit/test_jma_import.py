@@ -19,6 +19,7 @@ from cityos.connectors.jma import JmaConnector
 from cityos.platform.alerts.service import AlertQuery, find_alerts
 from cityos.platform.alerts.types import ALERTS_DESCRIPTION, AlertType, resolve_alerts
 from cityos.platform.api.graphql.scalars import SCALAR_MAP
+from cityos.platform.config import Settings
 from cityos.platform.imports import ImportSummary, import_facilities
 
 JMA = Path(__file__).resolve().parent.parent / "fixtures" / "jma"
@@ -218,7 +219,7 @@ def graphql(catalog: SqlCatalog, query: str) -> Any:
         )
 
     schema = strawberry.Schema(query=Query, config=StrawberryConfig(scalar_map=SCALAR_MAP))
-    context = SimpleNamespace(runtime=SimpleNamespace(catalog=catalog))
+    context = SimpleNamespace(runtime=SimpleNamespace(catalog=catalog, settings=Settings()))
     return asyncio.run(schema.execute(query, context_value=context))
 
 

@@ -123,6 +123,12 @@ class ImportJobSettings(BaseModel):
     source: str = Field(description="path or URL the connector reads")
     every: str = Field(default="1d", description="interval: 30m, 6h, 1d, 1w ...")
     licence: str | None = Field(default=None, description="dataset licence (connector default)")
+    kind: str | None = Field(
+        default=None, description="facility kind for facilities-csv (as --kind), e.g. shelter"
+    )
+    columns: str | None = Field(
+        default=None, description="header mapping (as --columns), e.g. key=#property,lat=latitude"
+    )
 
 
 class ConnectorsSettings(BaseModel):
@@ -148,6 +154,16 @@ class AuthSettings(BaseModel):
 
 RATE_LIMIT_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix"})
 """Storage URL schemes the API's rate limiter accepts."""
+
+
+class AlertsSettings(BaseModel):
+    """Official alerts (JMA) served by `alerts`."""
+
+    max_age_hours: float = Field(
+        default=24,
+        gt=0,
+        description="an alert without its own validity lapses this long after its newest message",
+    )
 
 
 class ApiSettings(BaseModel):
@@ -218,6 +234,7 @@ class Settings(BaseSettings):
     ttn: TtnSettings = Field(default_factory=TtnSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

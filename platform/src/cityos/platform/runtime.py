@@ -9,6 +9,7 @@ from typing import cast
 
 from cityos.platform import plugins
 from cityos.platform.config import Settings
+from cityos.platform.connectors_admin import configured
 from cityos.platform.domain.errors import ConfigError, InvalidInput
 from cityos.platform.durations import parse_duration
 from cityos.platform.imports.scheduler import ImportScheduler, ScheduledImport
@@ -116,11 +117,14 @@ class Runtime:
         for job in self.settings.connectors.schedule:
             try:
                 every = parse_duration(job.every).as_timedelta()
+                connector = configured(
+                    self.connector(job.connector), kind=job.kind, columns=job.columns
+                )
             except InvalidInput as exc:
                 raise ConfigError(f"schedule of {job.connector}: {exc}") from None
             jobs.append(
                 ScheduledImport(
-                    connector=self.connector(job.connector),
+                    connector=connector,
                     source=job.source,
                     every=every,
                     licence=job.licence,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import strawberry
 from strawberry.types import Info
@@ -66,5 +66,11 @@ async def resolve_alerts(
 ) -> list[AlertType]:
     """Alerts by area and activity as of a time; official alerts are public."""
     query = AlertQuery(active=given(active), area=given(area), as_of=given(as_of))
-    alerts = await asyncio.to_thread(find_alerts, catalog=info.context.runtime.catalog, query=query)
+    runtime = info.context.runtime
+    alerts = await asyncio.to_thread(
+        find_alerts,
+        catalog=runtime.catalog,
+        query=query,
+        max_age=timedelta(hours=runtime.settings.alerts.max_age_hours),
+    )
     return [AlertType.of(alert) for alert in alerts]
