@@ -209,7 +209,13 @@ class LineWriter:
             self._fill(values, texts, misses)
         qualities = list(map(_QUALITY, observations))
         moments = list(map(_INGESTED, observations))
-        # fields in the library's (sorted) order; `{us}000` is the time in ns (but for 0)
+        seen_us: object = None
+        stamp = ""
+        # the time in ns as text: `{us}000`, once per run of one time (the same int object)
+        stamps = [stamp if us is seen_us else (stamp := f"{(seen_us := us)}000") for us in micros]
+        if low <= 0 <= high:
+            stamps = ["0" if us == 0 else stamp for us, stamp in zip(micros, stamps, strict=True)]
+        # fields in the library's (sorted) order
         if _same(qualities) and _same(moments):  # e.g. a batch of one message: one prefix a sensor
             shared = (
                 f" ingested_at={_ingested_text(moments[0], now_ns)}i,"
@@ -217,9 +223,9 @@ class LineWriter:
             )
             prefixes = {sensor_id: key + shared for sensor_id, key in keys.items()}
             lines = [
-                f"{prefix}{text} {us}000"
-                for prefix, text, us in zip(
-                    map(prefixes.__getitem__, sensor_ids), texts, micros, strict=True
+                f"{prefix}{text} {stamp}"
+                for prefix, text, stamp in zip(
+                    map(prefixes.__getitem__, sensor_ids), texts, stamps, strict=True
                 )
             ]
         else:
@@ -234,20 +240,16 @@ class LineWriter:
                 for moment in moments
             ]
             lines = [
-                f"{key} ingested_at={ingested_at}i,{quality},value={text} {us}000"
-                for key, ingested_at, quality, text, us in zip(
+                f"{key} ingested_at={ingested_at}i,{quality},value={text} {stamp}"
+                for key, ingested_at, quality, text, stamp in zip(
                     map(keys.__getitem__, sensor_ids),
                     ingested_texts,
                     quality_fields,
                     texts,
-                    micros,
+                    stamps,
                     strict=True,
                 )
             ]
-        if low <= 0 <= high:
-            for position, us in enumerate(micros):
-                if us == 0:
-                    lines[position] = lines[position][:-4] + "0"
         _track_newest(sensor_ids, micros, ordered, newest, first_index)
         return lines
 
