@@ -202,11 +202,10 @@ class LineWriter:
         low, high = (micros[0], micros[-1]) if ordered else (min(micros), max(micros))
         if low < _MIN_US or high > _MAX_US:
             raise _Unfit
-        values = list(map(_VALUE, observations))
-        texts = list(map(self._floats.get, values))
+        texts = list(map(self._floats.get, map(_VALUE, observations)))
         misses = texts.count(None)
         if misses:
-            self._fill(values, texts, misses)
+            self._fill(observations, texts, misses)
         qualities = list(map(_QUALITY, observations))
         moments = list(map(_INGESTED, observations))
         seen_us: object = None
@@ -270,14 +269,16 @@ class LineWriter:
             )
         return keys
 
-    def _fill(self, values: list[Any], texts: list[str | None], misses: int) -> None:
+    def _fill(
+        self, observations: Sequence[Observation], texts: list[str | None], misses: int
+    ) -> None:
         """Texts of the values not in the float cache (only finite ones are cached)."""
         floats = self._floats
         find = texts.index
         position = -1
         for _ in range(misses):
             position = find(None, position + 1)
-            value = values[position]
+            value = observations[position].value
             number = value if type(value) is float else float(value)
             if not isfinite(number):
                 raise _Unfit
