@@ -7,6 +7,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from cityos.platform.alerts.types import ALERTS_DESCRIPTION, AlertType, resolve_alerts
 from cityos.platform.api.graphql.auditing import WriteAuditTrail
 from cityos.platform.api.graphql.errors import ClassifyErrors
 from cityos.platform.api.graphql.limits import hardening_extensions
@@ -27,6 +28,12 @@ from cityos.platform.devices.types import (
     resolve_device,
     resolve_devices,
     resolve_rejected_messages,
+)
+from cityos.platform.facilities.types import (
+    DatasetType,
+    FacilityConnection,
+    resolve_datasets,
+    resolve_facilities,
 )
 from cityos.platform.observations.types import (
     OBSERVATIONS_DESCRIPTION,
@@ -53,6 +60,17 @@ class Query:
     )
     observations: ObservationConnection = strawberry.field(
         resolver=resolve_observations, description=OBSERVATIONS_DESCRIPTION
+    )
+    facilities: FacilityConnection = strawberry.field(
+        resolver=resolve_facilities,
+        description="Facilities from administrative data: nearest first with `near` "
+        "(within radiusM), else by id",
+    )
+    datasets: list[DatasetType] = strawberry.field(
+        resolver=resolve_datasets, description="Imported datasets with provenance"
+    )
+    alerts: list[AlertType] = strawberry.field(
+        resolver=resolve_alerts, description=ALERTS_DESCRIPTION
     )
     devices: DeviceConnection = strawberry.field(
         resolver=resolve_devices, description="Registered devices (scope devices:admin)"
