@@ -28,8 +28,9 @@ def test_serves_the_process_metrics_and_stops() -> None:
             text = response.read().decode()
         assert 'cityos_ingest_rejected_total{reason="bad_payload"} 3.0' in text
         assert "cityos_ingest_messages_received_total 0.0" in text
-    with socket.socket() as sock:  # the port is free again
-        sock.bind(("127.0.0.1", port))
+    with socket.socket() as sock:  # nobody listens any more
+        sock.settimeout(2)
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_port_zero_is_off_and_a_taken_port_is_a_clear_error() -> None:
