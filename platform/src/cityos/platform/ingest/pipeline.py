@@ -28,7 +28,7 @@ from cityos.platform.ingest.outcome import (
     clean_text,
     excerpt_of,
 )
-from cityos.platform.ingest.topics import device_of_topic
+from cityos.platform.ingest.topics import TTN_FORMAT, device_of_topic, device_of_ttn_topic
 from cityos.platform.ingest.validation import ReadingRejected, accept_readings, validate_reading
 from cityos.platform.metrics import Metrics
 from cityos.platform.ports import DecodeContext, Message, PayloadDecoder, TimeSeriesStore
@@ -134,6 +134,10 @@ class IngestPipeline:
     def _process_into(self, message: Message, outcome: Outcome) -> None:
         payload = message.payload
         device_id = device_of_topic(message.topic)
+        via_tts = False
+        if device_id is None:
+            device_id = device_of_ttn_topic(message.topic)  # the TTN integration's uplinks
+            via_tts = device_id is not None
         if device_id is None:
             self._reject(outcome, message, "bad_topic", "topic is not cityos/v1/devices/<id>/up")
             return
@@ -150,6 +154,16 @@ class IngestPipeline:
         if entry.device.revoked:
             self._reject(
                 outcome, message, "revoked_device", f"device {device_id!r} is revoked", device_id
+            )
+            return
+        if via_tts and entry.device.payload_format != TTN_FORMAT:
+            self._reject(
+                outcome,
+                message,
+                "format_mismatch",
+                f"device {device_id!r} has format {entry.device.payload_format!r}; "
+                f"uplinks from The Things Stack need {TTN_FORMAT!r}",
+                device_id,
             )
             return
         decoder = self._decoders.get(entry.device.payload_format)

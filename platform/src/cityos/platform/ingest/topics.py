@@ -5,6 +5,8 @@ from __future__ import annotations
 from cityos.platform.domain.ids import is_device_id
 
 UPLINK_FILTER = "cityos/v1/devices/+/up"
+TTN_FORMAT = "ttn"
+"""The payload format of devices whose uplinks come through The Things Stack."""
 _PREFIX = "cityos/v1/devices/"
 _SUFFIX = "/up"
 
