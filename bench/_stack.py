@@ -287,6 +287,7 @@ class Workers:
                 "CITYOS__TIMESERIES__DATABASE": database,
                 "CITYOS__MQTT__URL": broker.url(WORKER_USER, WORKER_PASSWORD),
                 "CITYOS__MQTT__CLIENT_ID": "bench-ingest",
+                "CITYOS__INGEST__METRICS_PORT": "0",  # several workers at once
                 **(extra_env or {}),
             }
         )

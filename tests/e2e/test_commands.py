@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,9 +94,14 @@ def test_ingest_stores_what_devices_publish(tmp_path: Path, mosquitto: Mosquitto
     for device, sensors in devices_and_sensors():
         runtime.catalog.add_device(device, sensors)
     log = tmp_path / "ingest.log"
+    metrics_port = free_port()
     process = subprocess.Popen(
         [str(CITYOS), "ingest"],
-        env=_env(data, CITYOS__MQTT__URL=mosquitto.url),
+        env=_env(
+            data,
+            CITYOS__MQTT__URL=mosquitto.url,
+            CITYOS__INGEST__METRICS_PORT=str(metrics_port),
+        ),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
@@ -124,6 +130,10 @@ def test_ingest_stores_what_devices_publish(tmp_path: Path, mosquitto: Mosquitto
         )
         observation = runtime.store.latest(["omaezaki-port.tide_level"])["omaezaki-port.tide_level"]
         assert (observation.time, observation.value) == (expected, 0.93)
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:  # the worker's own metrics
+            metrics = response.read().decode()
+        assert "cityos_ingest_readings_stored_total 1.0" in metrics
     finally:
         _stop(process)
         runtime.close()

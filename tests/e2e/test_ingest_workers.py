@@ -86,6 +86,7 @@ def test_workers_share_the_load_survive_a_crash_and_stop_cleanly(
         "CITYOS__DATA_DIR": str(data),
         "CITYOS__MQTT__URL": mosquitto.url,
         "CITYOS__MQTT__CLIENT_ID": "e2e-ingest",
+        "CITYOS__INGEST__METRICS_PORT": "0",  # several workers at once
         "CITYOS__TIMESERIES__BACKEND": "influxdb",
         "CITYOS__TIMESERIES__URL": influxd.url,
         "CITYOS__TIMESERIES__DATABASE": database,

@@ -368,6 +368,7 @@ class IngestStack:
                     f"mqtt://{WORKER_USERNAME}:{WORKER_PASSWORD}@127.0.0.1:{self.broker.port}"
                 ),
                 "CITYOS__MQTT__CLIENT_ID": client_id,
+                "CITYOS__INGEST__METRICS_PORT": "0",  # several workers at once
             }
         )
         return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -11,10 +12,18 @@ from typing import Annotated
 
 import typer
 
-from cityos.platform.cli.stack import mqtt_endpoint, redact_url, running_worker, serve_http
+from cityos.platform.cli.stack import (
+    mqtt_endpoint,
+    redact_url,
+    running_ttn_worker,
+    running_worker,
+    serve_http,
+    sweeping_rejections,
+)
 from cityos.platform.config import load_settings
 from cityos.platform.domain.errors import CityosError, ConfigError
 from cityos.platform.ingest.supervisor import WorkerSupervisor, worker_client_id
+from cityos.platform.metrics_http import serving_metrics
 from cityos.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,14 +90,28 @@ def _run_worker(mqtt_port: int, index: int | None, ready_fd: int | None) -> None
                     datefmt="%H:%M:%S",
                 )
             )
-    runtime = Runtime.open(load_settings())
+    settings = load_settings()
+    runtime = Runtime.open(settings)
     stop = _stop_on_signals()
     supervisor = os.getppid()
+    first = index is None or index == 1  # the one that also runs the TTN integration and retention
+    metrics_port = settings.ingest.metrics_port
+    if metrics_port and index is not None:
+        metrics_port += index - 1  # supervised workers: one port each, from METRICS_PORT up
     try:
         with (
+            serving_metrics(
+                runtime.metrics, host=settings.ingest.metrics_host, port=metrics_port
+            ) as metrics_at,
             mqtt_endpoint(runtime, host="127.0.0.1", port=mqtt_port) as (url, _broker),
             running_worker(runtime, url) as worker,
+            running_ttn_worker(runtime) if first else contextlib.nullcontext() as ttn,
+            sweeping_rejections(runtime) if first else contextlib.nullcontext(),
         ):
+            if metrics_at is not None:
+                typer.echo(
+                    f"{label}metrics on http://{settings.ingest.metrics_host}:{metrics_at}/metrics"
+                )
             if index is not None and worker.shared_subscription is False:
                 raise ConfigError(
                     f"{label}the broker refused the shared subscription; several workers would "
@@ -102,7 +125,7 @@ def _run_worker(mqtt_port: int, index: int | None, ready_fd: int | None) -> None
                 os.write(ready_fd, b"1")
                 os.close(ready_fd)
             while not stop.wait(1.0):
-                if not worker.healthy:
+                if not worker.healthy or (ttn is not None and not ttn.healthy):
                     raise CityosError(
                         "the ingest writer stopped; exiting so a supervisor restarts it"
                     )

@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from cityos.platform.api.app import create_app
+from cityos.platform.ingest.retention import RetentionSweeper
 from cityos.platform.ingest.worker import IngestWorker
 from cityos.platform.ports import EmbeddedBroker
 from cityos.platform.runtime import Runtime, start_embedded_broker
@@ -67,8 +68,48 @@ def mqtt_endpoint(
 @contextlib.contextmanager
 def running_worker(runtime: Runtime, url: str) -> Iterator[IngestWorker]:
     """An ingest worker subscribed at `url` for the block."""
-    worker = IngestWorker(source=runtime.new_message_source(url), pipeline=runtime.new_pipeline())
-    worker.start()
+    with _started(
+        IngestWorker(source=runtime.new_message_source(url), pipeline=runtime.new_pipeline())
+    ) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def running_ttn_worker(runtime: Runtime) -> Iterator[IngestWorker | None]:
+    """The TTN integration's worker for the block (None when CITYOS__TTN__URL is unset)."""
+    source = runtime.new_ttn_source()
+    if source is None:
+        yield None
+        return
+    with _started(IngestWorker(source=source, pipeline=runtime.new_pipeline())) as worker:
+        typer.echo(
+            f"also ingesting uplinks of The Things Stack application "
+            f"{runtime.settings.ttn.application} using {worker.protocol}"
+        )
+        yield worker
+
+
+@contextlib.contextmanager
+def sweeping_rejections(runtime: Runtime) -> Iterator[RetentionSweeper]:
+    """Purge old dead-letter records hourly for the block (INGEST__REJECTED_RETENTION_DAYS)."""
+    sweeper = RetentionSweeper(
+        runtime.catalog, days=runtime.settings.ingest.rejected_retention_days
+    )
+    sweeper.start()
+    try:
+        yield sweeper
+    finally:
+        sweeper.stop()
+
+
+@contextlib.contextmanager
+def _started(worker: IngestWorker) -> Iterator[IngestWorker]:
+    """Start a worker for the block; a failed start stops its writer again."""
+    try:
+        worker.start()
+    except BaseException:
+        worker.stop()
+        raise
     try:
         yield worker
     finally:
