@@ -268,3 +268,11 @@ def test_naive_now_is_refused() -> None:
             source="x.csv",
             now=datetime(2025, 1, 1),
         )
+
+
+def test_every_contract_facility_kind_has_a_domain() -> None:
+    from cityos.platform.facilities.types import FacilityKindEnum
+    from cityos.platform.imports.service import _KIND_DOMAINS
+
+    assert {kind.name.lower() for kind in FacilityKindEnum} == set(_KIND_DOMAINS)
+    assert _KIND_DOMAINS["relief_hospital"] is Domain.HEALTH

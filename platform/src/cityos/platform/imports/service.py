@@ -22,11 +22,20 @@ from cityos.platform.ports import (
     UpsertCounts,
 )
 
+# Every FacilityKind of CONTRACT.md, explicitly. Public Wi-Fi and toilets count as disaster
+# infrastructure (00000JAPAN, evacuation); relief hospitals are medical institutions.
 _KIND_DOMAINS: dict[str, Domain] = {
     "evacuation_site": Domain.DISASTER,
     "shelter": Domain.DISASTER,
+    "tsunami_evacuation_building": Domain.DISASTER,
+    "first_aid_station": Domain.DISASTER,
+    "public_facility": Domain.DISASTER,
+    "public_wifi": Domain.DISASTER,
+    "public_toilet": Domain.DISASTER,
+    "other": Domain.DISASTER,
     "aed": Domain.HEALTH,
     "medical_institution": Domain.HEALTH,
+    "relief_hospital": Domain.HEALTH,
     "cooling_shelter": Domain.HEALTH,
     "tourism_facility": Domain.TOURISM,
     "event": Domain.TOURISM,
