@@ -297,6 +297,15 @@ def test_large_writes_are_chunked_and_complete(store: InfluxDbTimeSeriesStore) -
     assert store.count_range(sensor_id="d.q", start=FAR[0], end=FAR[1]) == 12_345
 
 
+@pytest.mark.parametrize("count", [1, 4_999, 5_000, 5_003, 5_499, 5_500, 5_600, 12_345, 15_400])
+def test_chunks_cover_a_write_and_a_small_rest_rides_with_the_last(count: int) -> None:
+    chunks = list(writer._chunks(count))
+    assert [first for first, _ in chunks] == [0, *(last for _, last in chunks[:-1])]
+    assert chunks[-1][1] == count
+    assert all(last - first <= 5_000 + writer.CHUNK_SLACK - 1 for first, last in chunks)
+    assert len(chunks) == max(1, -(-(count - writer.CHUNK_SLACK + 1) // 5_000))
+
+
 def test_bodies_over_the_size_limit_are_split_at_line_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
