@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cityos.adapters.decoders.senml import MAX_DEPTH, MAX_RECORDS, SenmlDecoder, create_decoder
+from cityos.adapters.decoders.senml import (
+    MAX_DEPTH,
+    MAX_RECORDS,
+    SenmlDecoder,
+    create_decoder,
+    utc_from_seconds,
+)
 from cityos.adapters.decoders.units import CONVERTIBLE_UNITS, conversion
 from cityos.platform import plugins
 from cityos.platform.config import Settings
@@ -540,3 +546,19 @@ def test_the_hot_path_resolves_records_as_the_careful_path_does(pack: Any) -> No
         )
 
     assert outcome(hot) == outcome(careful)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.floats(min_value=946684800, max_value=4102444799.999999)
+    | st.integers(min_value=946684800_000_000, max_value=4102444799_999_999).map(
+        lambda us: us / 1e6
+    )
+    | st.integers(min_value=946684800_000_000, max_value=4102444799_999_998).map(
+        lambda us: (us * 2 + 1) / 2e6  # half a microsecond past, as nearly as a float can be
+    )
+)
+def test_times_resolve_as_epoch_plus_timedelta(seconds: float) -> None:
+    expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    assert utc_from_seconds(seconds) == expected
+    assert decode([{"bt": seconds, "n": "tide_level", "v": 1.0}]).readings[0].time == expected
