@@ -62,6 +62,11 @@ JSON_TARGET, JSON_RATIO_TARGET = 8_000.0, 0.65
 SENML_TARGET = 100_000.0
 LATENCY_TARGET = 1.0
 PACK = 100  # readings per SenML pack
+# Each worker's MQTT v5 Receive Maximum, sized to the batch window: a batch is written 100 ms
+# after its first message (or at 5,000 readings), then acked; meanwhile the broker may send only
+# this many unacked messages. 5,000 covers 100 ms plus a slow write at several thousand msg/s
+# per worker (mosquitto 2.0 honours a v5 client's Receive Maximum above max_inflight_messages).
+RECEIVE_MAXIMUM = 5_000
 UPLINKS = "cityos/v1/devices/+/up"
 DAY_MS = 86_400_000
 
@@ -568,14 +573,22 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=500, help="lines per publisher write")
     parser.add_argument("--rate", type=float, default=1_000.0, help="latency: messages/s")
     parser.add_argument("--poll", type=float, default=0.02, help="latency: query interval, s")
-    parser.add_argument("--receive-maximum", type=int, default=0, help="worker Receive Maximum")
+    parser.add_argument(
+        "--receive-maximum",
+        type=int,
+        default=RECEIVE_MAXIMUM,
+        help="CITYOS__MQTT__RECEIVE_MAXIMUM of each worker (0: the default)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario == "_count":
         count_messages(args.port)
         return
-    print(f"{os.cpu_count()} cores, {uptime()}")
+    print(
+        f"{os.cpu_count()} cores, {uptime()}; cityos ingest --workers {args.workers}, "
+        f"Receive Maximum {args.receive_maximum or 'default'}, batches of 5,000 / 100 ms"
+    )
     chosen = ["json", "senml", "latency"] if args.scenario == "all" else [args.scenario]
     runs = {"json": scenario_json, "senml": scenario_senml, "latency": scenario_latency}
     for name in chosen:
