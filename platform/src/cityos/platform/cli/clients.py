@@ -11,6 +11,7 @@ from cityos.platform.cli.session import open_runtime
 from cityos.platform.clients.admin import add_client, check_client_id, parse_scopes
 from cityos.platform.domain.model import SCOPES, OAuthClient
 from cityos.platform.ports import ClientSecret
+from cityos.platform.timefmt import format_rfc3339
 
 app = typer.Typer(
     help="Register, list, rotate and revoke OAuth clients (client_credentials grant).",
@@ -25,9 +26,9 @@ def _client_document(client: OAuthClient) -> dict[str, object]:
         "name": client.name,
         "scopes": sorted(client.scopes),
         "revoked": client.revoked,
-        "created_at": client.created_at.isoformat(),
-        "rotated_at": None if client.rotated_at is None else client.rotated_at.isoformat(),
-        "revoked_at": None if client.revoked_at is None else client.revoked_at.isoformat(),
+        "created_at": format_rfc3339(client.created_at),
+        "rotated_at": None if client.rotated_at is None else format_rfc3339(client.rotated_at),
+        "revoked_at": None if client.revoked_at is None else format_rfc3339(client.revoked_at),
     }
 
 

@@ -7,6 +7,7 @@ import typer
 from cityos.platform.cli.output import JSON_OPTION, emit_json
 from cityos.platform.cli.session import open_runtime
 from cityos.platform.ports import SigningKeyInfo
+from cityos.platform.timefmt import format_rfc3339
 
 app = typer.Typer(
     help="List and rotate the keys access tokens are signed with.", no_args_is_help=True
@@ -17,9 +18,11 @@ def _document(key: SigningKeyInfo) -> dict[str, object]:
     return {
         "kid": key.kid,
         "algorithm": key.algorithm,
-        "created_at": key.created_at.isoformat(),
-        "retired_at": None if key.retired_at is None else key.retired_at.isoformat(),
-        "published_until": None if key.published_until is None else key.published_until.isoformat(),
+        "created_at": format_rfc3339(key.created_at),
+        "retired_at": None if key.retired_at is None else format_rfc3339(key.retired_at),
+        "published_until": None
+        if key.published_until is None
+        else format_rfc3339(key.published_until),
         "signing": key.retired_at is None,
     }
 
@@ -28,8 +31,8 @@ def _echo(key: SigningKeyInfo) -> None:
     if key.published_until is None:
         state = "signing"
     else:
-        state = f"retired, verifies until {key.published_until.isoformat(timespec='seconds')}"
-    created = key.created_at.isoformat(timespec="seconds")
+        state = f"retired, verifies until {format_rfc3339(key.published_until)}"
+    created = format_rfc3339(key.created_at)
     typer.echo(f"{key.kid}  {key.algorithm}  created {created}  {state}")
 
 
