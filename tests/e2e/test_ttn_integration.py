@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -183,3 +187,50 @@ def test_wrong_api_key_is_a_clear_failure(tmp_path: Path, tts: Mosquitto) -> Non
         source.stop()
     finally:
         runtime.close()
+
+
+@pytest.mark.slow
+def test_cityos_ingest_runs_the_ttn_integration_when_configured(
+    runtime: Runtime, tts: Mosquitto, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYOS__")}
+    env |= {
+        "CITYOS__DATA_DIR": str(runtime.settings.data_dir),
+        "CITYOS__MQTT__URL": mosquitto.url,
+        "CITYOS__INGEST__METRICS_PORT": "0",
+        "CITYOS__TTN__URL": f"mqtt://127.0.0.1:{tts.port}",
+        "CITYOS__TTN__APPLICATION": APPLICATION,
+        "CITYOS__TTN__API_KEY": API_KEY,
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = tmp_path / "ingest.log"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("cityos")), "ingest"],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "also ingesting uplinks" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert "omaezaki-lora@ttn" in log.read_text()
+        publish_as_tts(
+            tts,
+            [
+                (
+                    f"v3/{APPLICATION}/devices/lora-gauge/up",
+                    uplink("lora-gauge", {"water_level": 2.5}, "2026-11-28T02:00:00Z"),
+                )
+            ],
+        )
+        sensor = "lora-gauge.water_level"
+        while time.monotonic() < deadline and sensor not in runtime.store.latest([sensor]):
+            time.sleep(0.2)
+        assert runtime.store.latest([sensor])[sensor].value == 2.5
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0, log.read_text()
