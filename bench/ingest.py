@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -330,8 +331,21 @@ class Stack:
 
 @contextlib.contextmanager
 def stack(kind: str, devices: int, keep: bool, payload_format: str = "json") -> Iterator[Stack]:
-    """Everything but the subscribers, in a temp dir."""
+    """Everything but the subscribers, in a temp dir (removed afterwards unless `keep`)."""
     root = Path(tempfile.mkdtemp(prefix=f"cityos-bench-{kind}-"))
+    try:
+        with _services(root, kind, devices, payload_format) as running:
+            yield running
+    finally:
+        if keep:
+            print(f"(kept {root})")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _services(root: Path, kind: str, devices: int, payload_format: str) -> Iterator[Stack]:
+    """Registered devices, the broker and its monitor, influxd and the publishers."""
     data_dir = root / "data"
     ids = [f"bench-{kind}-{n:02d}" for n in range(devices)]
     registered = register_devices(data_dir, ids, payload_format)
@@ -356,10 +370,6 @@ def stack(kind: str, devices: int, keep: bool, payload_format: str = "json") -> 
         if monitor is not None:
             monitor.close()
         broker.stop()
-        if keep:
-            print(f"(kept {root})")
-        else:
-            subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -580,6 +590,7 @@ def main() -> None:
         help="CITYOS__MQTT__RECEIVE_MAXIMUM of each worker (0: the default)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario == "_count":
@@ -591,8 +602,32 @@ def main() -> None:
     )
     chosen = ["json", "senml", "latency"] if args.scenario == "all" else [args.scenario]
     runs = {"json": scenario_json, "senml": scenario_senml, "latency": scenario_latency}
+    results: dict[str, float] = {}
     for name in chosen:
-        runs[name](args)
+        results |= runs[name](args)
+    missed = [what for what, met in verdicts(results) if not met]
+    for what, met in verdicts(results):
+        print(f"{'met   ' if met else 'MISSED'} {what}")
+    if missed and args.strict:
+        sys.exit(1)
+
+
+def verdicts(results: dict[str, float]) -> list[tuple[str, bool]]:
+    """(target, met) for each figure measured."""
+    checks = []
+    if "json_rate" in results:
+        rate, ratio = results["json_rate"], results["json_ratio"]
+        checks.append((f"json {rate:,.0f} msg/s >= 8,000", rate >= JSON_TARGET))
+        checks.append(
+            (f"json {ratio:.2f}x the bare subscriber >= 0.65x", ratio >= JSON_RATIO_TARGET)
+        )
+    if "senml_rate" in results:
+        rate = results["senml_rate"]
+        checks.append((f"senml {rate:,.0f} readings/s >= 100,000", rate >= SENML_TARGET))
+    if "latency_p99" in results:
+        p99 = results["latency_p99"]
+        checks.append((f"latency p99 {p99 * 1000:.0f} ms <= 1,000 ms", p99 <= LATENCY_TARGET))
+    return checks
 
 
 if __name__ == "__main__":
