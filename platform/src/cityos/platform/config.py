@@ -53,7 +53,10 @@ class MqttSettings(BaseModel):
         default=86400, ge=0, description="how long the broker keeps the worker's session"
     )
     receive_maximum: int = Field(
-        default=1000, ge=1, le=65535, description="MQTT v5 Receive Maximum (unacked in flight)"
+        default=5000,
+        ge=1,
+        le=65535,
+        description="MQTT v5 Receive Maximum (unacked in flight; cover a batch window)",
     )
     worker_password: SecretStr | None = Field(
         default=None, description="password `mosquitto sync --worker-username` gives the workers"
