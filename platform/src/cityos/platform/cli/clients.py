@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cityos.platform.audit.service import record_cli_action
 from cityos.platform.cli.output import JSON_OPTION, emit_json
 from cityos.platform.cli.session import open_runtime
 from cityos.platform.clients.admin import add_client, check_client_id, parse_scopes
@@ -59,6 +60,13 @@ def add(
         secret = add_client(
             auth=runtime.require_auth(), name=name, scopes=parse_scopes(scopes), grantor=None
         )
+        record_cli_action(
+            runtime.catalog,
+            "clients add",
+            [secret.client.id],
+            name=name,
+            scopes=sorted(secret.client.scopes),
+        )
     if as_json:
         emit_json({"client_id": secret.client.id, "client_secret": secret.client_secret})
         return
@@ -87,6 +95,7 @@ def rotate(client_id: Annotated[str, CLIENT_ID], as_json: bool = JSON_OPTION) ->
     """Give a client a new secret, printed once; the old secret stops working."""
     with open_runtime() as runtime:
         secret = runtime.require_auth().rotate_client_secret(check_client_id(client_id))
+        record_cli_action(runtime.catalog, "clients rotate", [secret.client.id])
     if as_json:
         emit_json({"client_id": secret.client.id, "client_secret": secret.client_secret})
         return
@@ -102,6 +111,7 @@ def revoke(client_id: Annotated[str, CLIENT_ID], as_json: bool = JSON_OPTION) ->
         auth = runtime.require_auth()
         before = auth.get_client(check_client_id(client_id))
         client = auth.revoke_client(client_id)
+        record_cli_action(runtime.catalog, "clients revoke", [client.id])
     already = before is not None and before.revoked
     if as_json:
         emit_json({"client_id": client.id, "revoked": True, "already_revoked": already})

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cityos.platform.audit.service import record_cli_action
 from cityos.platform.cli.output import JSON_OPTION, emit_json
 from cityos.platform.cli.session import open_runtime
 from cityos.platform.devices.service import (
@@ -95,6 +96,7 @@ def add(
             known_formats=runtime.decoders.keys(),
         )
         credentials = register_device(catalog=runtime.catalog, device=device, sensors=sensors)
+        record_cli_action(runtime.catalog, "devices add", [device.id], domain=device.domain.value)
     if as_json:
         _emit_credentials(credentials)
         return
@@ -153,6 +155,7 @@ def update(
         device, sensors = update_device(
             catalog=runtime.catalog, device_id=device_id, changes=changes
         )
+        record_cli_action(runtime.catalog, "devices update", [device.id])
     if as_json:
         emit_json(_device_document(device, sensors))
         return
@@ -165,6 +168,7 @@ def rotate(device_id: Annotated[str, DEVICE_ID], as_json: bool = JSON_OPTION) ->
     """Give a device a new MQTT password, printed once (run `mosquitto sync` afterwards)."""
     with open_runtime() as runtime:
         credentials = rotate_credentials(catalog=runtime.catalog, device_id=device_id)
+        record_cli_action(runtime.catalog, "devices rotate", [device_id])
     if as_json:
         _emit_credentials(credentials)
         return
@@ -179,6 +183,7 @@ def revoke(device_id: Annotated[str, DEVICE_ID], as_json: bool = JSON_OPTION) ->
     """Revoke a device: ingestion refuses it, `mosquitto sync` leaves it out."""
     with open_runtime() as runtime:
         newly = revoke_device(catalog=runtime.catalog, device_id=device_id)
+        record_cli_action(runtime.catalog, "devices revoke", [device_id])
     if as_json:
         emit_json({"device_id": device_id, "revoked": True, "already_revoked": not newly})
         return

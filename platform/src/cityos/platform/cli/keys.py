@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cityos.platform.audit.service import record_cli_action
 from cityos.platform.cli.output import JSON_OPTION, emit_json
 from cityos.platform.cli.session import open_runtime
 from cityos.platform.ports import SigningKeyInfo
@@ -55,6 +56,7 @@ def rotate(as_json: bool = JSON_OPTION) -> None:
     """Sign new tokens with a new key; older keys keep verifying until their tokens expire."""
     with open_runtime() as runtime:
         key = runtime.require_auth().rotate_signing_key()
+        record_cli_action(runtime.catalog, "keys rotate", [key.kid])
     if as_json:
         emit_json(_document(key))
         return
