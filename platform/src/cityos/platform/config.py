@@ -169,6 +169,19 @@ class AlertsSettings(BaseModel):
     )
 
 
+class ExportsSettings(BaseModel):
+    """Research exports (`GET /exports/observations`, `cityos export`)."""
+
+    licence: str = Field(
+        default="CC BY 4.0 (Omaezaki City)",
+        description="licence stated in every export's manifest for the sensor data",
+    )
+    max_sensors: int = Field(default=100, ge=1, description="most sensors per export")
+    max_range_days: int = Field(
+        default=3660, ge=1, description="longest time range of one export (raw or aggregated)"
+    )
+
+
 class ApiSettings(BaseModel):
     """The HTTP / GraphQL API."""
 
@@ -238,6 +251,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    exports: ExportsSettings = Field(default_factory=ExportsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

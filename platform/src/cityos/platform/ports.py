@@ -44,6 +44,24 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------- time series
 
 
+STREAM_BLOCK_SIZE = 10_000
+"""Observations per block of `TimeSeriesStore.stream_range` unless the caller asks otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationBlock:
+    """Consecutive raw observations of one sensor, oldest first, as columns (for streaming).
+
+    `times_ns` are UTC epoch nanoseconds; `qualities` are `Quality` values ("good", ...).
+    The three columns have the same length.
+    """
+
+    sensor_id: str
+    times_ns: Sequence[int]
+    values: Sequence[float]
+    qualities: Sequence[str]
+
+
 @runtime_checkable
 class TimeSeriesStore(Protocol):
     """Where observations live (InfluxDB in production, embedded SQLite by default)."""
@@ -78,6 +96,24 @@ class TimeSeriesStore(Protocol):
 
     def count_range(self, *, sensor_id: str, start: datetime, end: datetime) -> int:
         """Number of observations with start <= time < end."""
+        ...
+
+    def stream_range(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        block_size: int = STREAM_BLOCK_SIZE,
+    ) -> Iterator[ObservationBlock]:
+        """Every raw observation with start <= time < end, oldest first, in blocks.
+
+        Blocks hold at most `block_size` observations and are read from the store as they
+        are consumed (InfluxDB chunked queries, a SQLite cursor), so memory stays flat
+        whatever the range. The iterator is a generator: `close()` ends the read and frees
+        the server-side query and connection at once. Raises RetryableError when the store
+        is unreachable (also mid-stream).
+        """
         ...
 
     def latest(self, sensor_ids: Sequence[str]) -> dict[str, Observation]:
