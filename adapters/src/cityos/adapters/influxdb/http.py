@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Generator, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,10 @@ _CREDENTIAL_HELP = (
     "set CITYOS__TIMESERIES__TOKEN (2.x / 3.x) or CITYOS__TIMESERIES__USERNAME and "
     "CITYOS__TIMESERIES__PASSWORD (1.x) to credentials that may read and write the database"
 )
+
+# What influxd 1.x says when it stops a running query for its own reasons (shutting down,
+# an operator's KILL QUERY): the statement is fine, asking again later can succeed.
+_TRANSIENT_QUERY_ERRORS = frozenset({"query engine shutdown", "query interrupted", "query aborted"})
 
 
 class InfluxQueryError(CityosError):
@@ -86,12 +91,69 @@ class InfluxHttp:
         context: str,
     ) -> httpx.Response:
         """Send one request; transport failures and 5xx are Retryable, 401/403 ConfigError."""
+        self._check_open(context)
+        with self._classified(context):
+            response = self._client.request(method, path, params=params, data=data, content=content)
+        self._check_status(response, context)
+        return response
+
+    def stream_lines(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str],
+        data: Mapping[str, str],
+        context: str,
+    ) -> Generator[bytes, None, None]:
+        """POST and yield the response body's non-empty lines as they arrive (a generator).
+
+        Errors are classified as by `request`, also mid-stream; the response is closed when
+        the generator ends, is closed or is collected, so the server stops sending at once.
+        """
+        self._check_open(context)
+        # identity: gzip would cost CPU on both ends of what is usually a local connection
+        request = self._client.build_request(
+            "POST", path, params=params, data=data, headers={"Accept-Encoding": "identity"}
+        )
+        with self._classified(context):
+            response = self._client.send(request, stream=True)
+        try:
+            with self._classified(context):
+                if response.status_code >= 400:
+                    response.read()  # an error body is small; the status check quotes it
+            self._check_status(response, context)
+            pieces: list[bytes] = []
+            with self._classified(context):
+                for data_piece in response.iter_bytes():
+                    start = 0
+                    end = data_piece.find(b"\n")
+                    while end >= 0:
+                        pieces.append(data_piece[start:end])
+                        line = b"".join(pieces)
+                        pieces.clear()
+                        if line.strip():
+                            yield line
+                        start = end + 1
+                        end = data_piece.find(b"\n", start)
+                    if start < len(data_piece):
+                        pieces.append(data_piece[start:])
+            rest = b"".join(pieces)
+            if rest.strip():
+                yield rest
+        finally:
+            response.close()
+
+    def _check_open(self, context: str) -> None:
         if self._closed.is_set():
             raise RetryableError(
                 f"the InfluxDB store for {self.url} is closed ({context})", service=SERVICE
             )
+
+    @contextmanager
+    def _classified(self, context: str) -> Iterator[None]:
+        """Turn transport failures (timeouts, refused or dropped connections) into Retryable."""
         try:
-            response = self._client.request(method, path, params=params, data=data, content=content)
+            yield
         except httpx.TimeoutException as exc:
             raise RetryableError(
                 f"InfluxDB at {self.url} timed out while {context}: {type(exc).__name__}",
@@ -105,6 +167,9 @@ class InfluxHttp:
                 service=SERVICE,
                 attempt_context=context,
             ) from exc
+
+    def _check_status(self, response: httpx.Response, context: str) -> None:
+        """401/403 are a ConfigError, 5xx Retryable; anything else is for the caller."""
         status = response.status_code
         if status in (401, 403):
             raise ConfigError(
@@ -118,7 +183,6 @@ class InfluxHttp:
                 service=SERVICE,
                 attempt_context=context,
             )
-        return response
 
     def query(self, statement: str, *, db: str | None, context: str) -> list[dict[str, Any]]:
         """Run InfluxQL (POST, form data, epoch ns); one result dict per statement."""
@@ -137,17 +201,37 @@ class InfluxHttp:
                 statement=excerpt(statement),
                 server_error=response.text,
             ) from exc
+        results = self.results_of(
+            body, status=response.status_code, statement=statement, context=context
+        )
+        for result in results:
+            if result.get("partial") or any(s.get("partial") for s in result.get("series", [])):
+                # a server-side row limit (max-row-limit) cut the answer: never pass that on
+                raise self.partial_result(statement, context=context)
+        return results
+
+    def results_of(
+        self, body: object, *, status: int, statement: str, context: str
+    ) -> list[dict[str, Any]]:
+        """The `results` of a query answer; a refused query or failed statement raises."""
         error = body.get("error") if isinstance(body, dict) else "not a JSON object"
         results = body.get("results") if isinstance(body, dict) else None
-        if error or response.status_code != 200 or not isinstance(results, list):
+        if error or status != 200 or not isinstance(results, list):
             raise InfluxQueryError(
-                f"InfluxDB at {self.url} refused a query (HTTP {response.status_code}: "
+                f"InfluxDB at {self.url} refused a query (HTTP {status}: "
                 f"{error}) while {context}; statement: {excerpt(statement)}",
                 statement=excerpt(statement),
                 server_error=str(error),
             )
         for result in results:
             failed = result.get("error")
+            if failed in _TRANSIENT_QUERY_ERRORS:
+                raise RetryableError(
+                    f"InfluxDB at {self.url} stopped statement {result.get('statement_id')} "
+                    f"({failed}) while {context}",
+                    service=SERVICE,
+                    attempt_context=context,
+                )
             if failed:
                 raise InfluxQueryError(
                     f"InfluxDB at {self.url} failed statement {result.get('statement_id')} "
@@ -155,15 +239,16 @@ class InfluxHttp:
                     statement=excerpt(statement),
                     server_error=str(failed),
                 )
-            if result.get("partial") or any(s.get("partial") for s in result.get("series", [])):
-                # a server-side row limit (max-row-limit) cut the answer: never pass that on
-                raise InfluxQueryError(
-                    f"InfluxDB at {self.url} returned a partial result while {context} "
-                    "(is [http] max-row-limit set?); statement: " + excerpt(statement),
-                    statement=excerpt(statement),
-                    server_error="partial result",
-                )
         return results
+
+    def partial_result(self, statement: str, *, context: str) -> InfluxQueryError:
+        """The error for an answer that InfluxDB cut short (never passed on as complete)."""
+        return InfluxQueryError(
+            f"InfluxDB at {self.url} returned a partial result while {context} "
+            "(is [http] max-row-limit set?); statement: " + excerpt(statement),
+            statement=excerpt(statement),
+            server_error="partial result",
+        )
 
     def ping(self) -> None:
         """GET /ping; anything but 204 is Retryable."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from cityos.adapters.influxdb.chunked import observation_blocks, stream_rows
 from cityos.adapters.influxdb.http import (
     InfluxHttp,
     InfluxQueryError,
@@ -38,11 +39,17 @@ from cityos.adapters.influxdb.writer import PipelinedWriter, create_help
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import ConfigError, InvalidInput
 from cityos.platform.domain.model import Observation, Quality, Sensor
-from cityos.platform.ports import AGGREGATE_FUNCTIONS, WindowAggregate
+from cityos.platform.ports import (
+    AGGREGATE_FUNCTIONS,
+    STREAM_BLOCK_SIZE,
+    ObservationBlock,
+    WindowAggregate,
+)
 
 LATEST_IDS_PER_STATEMENT = 1_000  # ids per regex; the statements share one request
 _QUALITY_OF: dict[str, Quality] = {quality.value: quality for quality in Quality}
 _FIELDS = '"value", "quality", "ingested_at"'
+_STREAMED_FIELDS = '"value", "quality"'
 _FROM = "FROM " + quote_ident(MEASUREMENT)
 
 
@@ -138,6 +145,39 @@ class InfluxDbTimeSeriesStore:
         )
         (result,) = self._query(statement, f"counting a range of {sensor_id!r}")
         return sum(int(row[columns.index("count")]) for _, columns, row in _rows(result))
+
+    def stream_range(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        block_size: int = STREAM_BLOCK_SIZE,
+    ) -> Generator[ObservationBlock, None, None]:
+        """Observations with start <= time < end, oldest first, by a chunked query."""
+        if block_size <= 0:
+            raise InvalidInput(f"block size must be positive, got {block_size}", field="block_size")
+        low, high = _bound_ns(start), _bound_ns(end)  # bad bounds fail now, not at next()
+        return self._stream(sensor_id, low, high, block_size)
+
+    def _stream(
+        self, sensor_id: str, low: int, high: int, block_size: int
+    ) -> Generator[ObservationBlock, None, None]:
+        if low >= high:
+            return
+        statement = (
+            f"SELECT {_STREAMED_FIELDS} {_FROM} WHERE {_sensor_is(sensor_id)} "
+            f"AND time >= {time_literal(low)} AND time < {time_literal(high)} "
+            "ORDER BY time ASC"
+        )
+        chunks = stream_rows(
+            self._http,
+            statement,
+            db=self.database,
+            chunk_size=block_size,
+            context=f"streaming a range of {sensor_id!r}",
+        )
+        yield from observation_blocks(chunks, sensor_id=sensor_id, block_size=block_size)
 
     def latest(self, sensor_ids: Sequence[str]) -> dict[str, Observation]:
         """The newest observation of each sensor: the latest index, else its series."""

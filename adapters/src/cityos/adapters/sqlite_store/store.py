@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +14,7 @@ from cityos.adapters.sqlite_store.aggregate import build_query
 from cityos.platform.config import Settings
 from cityos.platform.domain.errors import ConfigError, InvalidInput, RetryableError
 from cityos.platform.domain.model import Observation, Quality, Sensor
-from cityos.platform.ports import WindowAggregate
+from cityos.platform.ports import STREAM_BLOCK_SIZE, ObservationBlock, WindowAggregate
 
 FILENAME = "timeseries.db"
 SCHEMA_VERSION = 1
@@ -54,6 +54,12 @@ _RANGE = """
 SELECT time_ns, value, quality, ingested_ns FROM observations
 WHERE sensor_id = ? AND time_ns >= ? AND time_ns < ?
 ORDER BY time_ns LIMIT ?
+"""
+
+_STREAM = """
+SELECT time_ns, value, quality FROM observations
+WHERE sensor_id = ? AND time_ns >= ? AND time_ns < ?
+ORDER BY time_ns
 """
 
 _COUNT = "SELECT count(*) FROM observations WHERE sensor_id = ? AND time_ns >= ? AND time_ns < ?"
@@ -251,6 +257,37 @@ class SqliteTimeSeriesStore:
         with self._reader() as conn:
             row = conn.execute(_COUNT, (sensor_id, _bound_ns(start), _bound_ns(end))).fetchone()
         return int(row[0])
+
+    def stream_range(
+        self,
+        *,
+        sensor_id: str,
+        start: datetime,
+        end: datetime,
+        block_size: int = STREAM_BLOCK_SIZE,
+    ) -> Generator[ObservationBlock, None, None]:
+        """Observations with start <= time < end, oldest first, fetched block by block."""
+        if block_size <= 0:
+            raise InvalidInput(f"block size must be positive, got {block_size}", field="block_size")
+        low, high = _bound_ns(start), _bound_ns(end)  # bad bounds fail now, not at next()
+        return self._stream(sensor_id, low, high, block_size)
+
+    def _stream(
+        self, sensor_id: str, low: int, high: int, block_size: int
+    ) -> Generator[ObservationBlock, None, None]:
+        if low >= high:
+            return
+        with self._reader() as conn:
+            cursor = conn.execute(_STREAM, (sensor_id, low, high))
+            try:
+                while rows := cursor.fetchmany(block_size):
+                    times_ns, values, qualities = zip(*rows, strict=True)
+                    yield ObservationBlock(sensor_id, times_ns, values, qualities)
+            finally:
+                # an unfinished statement would keep the connection's read snapshot (and
+                # hold back WAL checkpoints) after it went back to the pool
+                with suppress(sqlite3.Error):  # the store may be closed meanwhile
+                    cursor.close()
 
     def latest(self, sensor_ids: Sequence[str]) -> dict[str, Observation]:
         """The newest observation of each sensor that has one, in one SQL statement."""

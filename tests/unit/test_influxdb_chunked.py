@@ -1,0 +1,149 @@
+"""Chunked InfluxDB reads: answers a real influxd seldom gives (cut, failed, malformed,
+refused) are classified like the non-streamed path's; blocks are split to block_size."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from cityos.adapters.influxdb.http import InfluxHttp, InfluxQueryError
+from cityos.adapters.influxdb.store import InfluxDbTimeSeriesStore
+from cityos.platform.domain.errors import ConfigError, RetryableError
+from cityos.platform.ports import ObservationBlock
+
+START = datetime(2024, 4, 1, tzinfo=UTC)
+END = datetime(2024, 5, 1, tzinfo=UTC)
+COLUMNS = ["time", "value", "quality"]
+
+
+def chunk(rows: list[list[object]], *, partial: bool) -> bytes:
+    result: dict[str, object] = {
+        "statement_id": 0,
+        "series": [{"name": "observations", "columns": COLUMNS, "values": rows}],
+    }
+    if partial:
+        result["partial"] = True
+    return json.dumps({"results": [result]}).encode() + b"\n"
+
+
+def rows_from(first: int, count: int) -> list[list[object]]:
+    return [[first + i, first + i, "good"] for i in range(count)]
+
+
+def store_answering(
+    body: Iterator[bytes] | bytes, status: int = 200, seen: list[httpx.Request] | None = None
+) -> InfluxDbTimeSeriesStore:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        return httpx.Response(status, content=body)
+
+    http = InfluxHttp("http://influx.invalid:8086", transport=httpx.MockTransport(handler))
+    return InfluxDbTimeSeriesStore(http, "db")
+
+
+def read(store: InfluxDbTimeSeriesStore, block_size: int = 4) -> list[ObservationBlock]:
+    return list(store.stream_range(sensor_id="d.q", start=START, end=END, block_size=block_size))
+
+
+def test_the_request_is_a_chunked_post_without_gzip() -> None:
+    seen: list[httpx.Request] = []
+    read(store_answering(chunk(rows_from(0, 2), partial=False), seen=seen), block_size=7)
+    (request,) = seen
+    assert request.method == "POST"
+    assert dict(request.url.params) == {
+        "db": "db",
+        "epoch": "ns",
+        "chunked": "true",
+        "chunk_size": "7",
+    }
+    assert request.headers["accept-encoding"] == "identity"
+    statement = dict(httpx.QueryParams(request.content.decode()))["q"]
+    assert statement == (
+        'SELECT "value", "quality" FROM "observations" WHERE "sensor" = \'d.q\' '
+        "AND time >= 1711929600000000000 AND time < 1714521600000000000 ORDER BY time ASC"
+    )
+
+
+def test_chunks_larger_than_block_size_are_split_and_lines_may_arrive_in_pieces() -> None:
+    body = chunk(rows_from(0, 10), partial=True) + chunk(rows_from(10, 3), partial=False)
+    pieces = iter([body[i : i + 17] for i in range(0, len(body), 17)])
+    blocks = read(store_answering(pieces), block_size=4)
+    assert [len(b.times_ns) for b in blocks] == [4, 4, 2, 3]
+    assert [t for b in blocks for t in b.times_ns] == list(range(13))
+    assert all(type(v) is float for b in blocks for v in b.values)
+
+
+def test_unknown_qualities_read_as_suspect_like_query_range() -> None:
+    body = chunk([[1, 1.0, "good"], [2, 2.0, "weird"], [3, 3.0, None]], partial=False)
+    (block,) = read(store_answering(body))
+    assert list(block.qualities) == ["good", "suspect", "suspect"]
+
+
+def test_an_answer_that_ends_while_more_was_announced_is_a_query_error() -> None:
+    body = chunk(rows_from(0, 4), partial=True)
+    with pytest.raises(InfluxQueryError, match="partial result"):
+        read(store_answering(body))
+
+
+def test_a_statement_error_mid_stream_is_a_query_error() -> None:
+    failed = json.dumps({"results": [{"statement_id": 0, "error": "query killed"}]})
+    body = chunk(rows_from(0, 4), partial=True) + failed.encode() + b"\n"
+    blocks = store_answering(body).stream_range(sensor_id="d.q", start=START, end=END, block_size=4)
+    assert len(next(blocks).times_ns) == 4
+    with pytest.raises(InfluxQueryError, match="query killed"):
+        next(blocks)
+
+
+def test_a_chunk_that_is_not_json_is_a_query_error() -> None:
+    with pytest.raises(InfluxQueryError, match="not JSON"):
+        read(store_answering(b"<html>proxy error</html>\n"))
+
+
+def test_a_refused_statement_is_a_query_error() -> None:
+    with pytest.raises(InfluxQueryError, match="error parsing query"):
+        read(store_answering(b'{"error":"error parsing query: found x"}', status=400))
+
+
+def test_5xx_is_retryable_and_401_is_a_config_error() -> None:
+    with pytest.raises(RetryableError, match="HTTP 503"):
+        read(store_answering(b'{"error":"overloaded"}', status=503))
+    with pytest.raises(ConfigError, match="refused the credentials"):
+        read(store_answering(b'{"error":"authorization failed"}', status=401))
+
+
+def test_a_connection_dropped_mid_stream_is_retryable() -> None:
+    def body() -> Iterator[bytes]:
+        yield chunk(rows_from(0, 4), partial=True)
+        raise httpx.RemoteProtocolError("peer closed connection")
+
+    blocks = store_answering(body()).stream_range(
+        sensor_id="d.q", start=START, end=END, block_size=4
+    )
+    next(blocks)
+    with pytest.raises(RetryableError, match="unreachable"):
+        next(blocks)
+
+
+def test_an_empty_range_sends_no_request() -> None:
+    seen: list[httpx.Request] = []
+    store = store_answering(b"", seen=seen)
+    assert list(store.stream_range(sensor_id="d.q", start=END, end=START)) == []
+    assert seen == []
+
+
+@pytest.mark.parametrize("error", ["query engine shutdown", "query interrupted"])
+def test_a_query_stopped_by_the_server_is_retryable_streamed_or_not(error: str) -> None:
+    failed = json.dumps({"results": [{"statement_id": 0, "error": error}]}).encode() + b"\n"
+    blocks = store_answering(chunk(rows_from(0, 4), partial=True) + failed).stream_range(
+        sensor_id="d.q", start=START, end=END, block_size=4
+    )
+    next(blocks)
+    with pytest.raises(RetryableError, match=error):
+        next(blocks)
+    with pytest.raises(RetryableError, match=error):
+        store_answering(failed).count_range(sensor_id="d.q", start=START, end=END)
