@@ -178,7 +178,9 @@ def test_schema_matches_the_contract() -> None:
     for part in [
         "type Facility { id: ID! kind: FacilityKind! name: String! nameKana: String "
         "address: String location: GeoPoint! distanceM: Float hazards: [Hazard!]! "
-        "domain: Domain! attributes: JSON dataset: Dataset! }",
+        "domain: Domain! attributes: JSON dataset: Dataset! sources: [FacilitySource!]! }",
+        "type FacilitySource { dataset: Dataset! sourceKey: String! name: String! "
+        "location: GeoPoint! }",
         "type Dataset { id: ID! name: String! source: String! licence: String! public: Boolean! "
         "fetchedAt: DateTime! rowCount: Int! }",
         "input NearInput { lat: Float! lon: Float! radiusM: Float! }",

@@ -114,9 +114,10 @@ def test_json_document_shape(runner: CliRunner) -> None:
     document = run_sample(runner, "takamatsu_372013_hospital_data.csv")
     assert set(document) == {
         "connector", "source", "kind", "licence", "public", "dry_run", "read", "valid",
-        "inserted", "updated", "unchanged", "withdrawn", "rejected", "skipped", "skipped_kinds",
-        "rejections", "datasets",
+        "inserted", "updated", "unchanged", "withdrawn", "rejected", "merged", "skipped",
+        "skipped_kinds", "rejections", "datasets",
     }  # fmt: skip
+    assert document["merged"] == 0
     assert (document["skipped"], document["skipped_kinds"]) == (0, {})
     assert document["connector"] == "facilities-csv"
     assert document["kind"] == "medical-institution"

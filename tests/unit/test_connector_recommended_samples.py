@@ -271,10 +271,15 @@ def test_takamatsu_without_a_key_column_falls_back_to_name_and_address() -> None
 
 
 class RecordingCatalog:
-    """Keeps what the import service upserts."""
+    """Keeps what the import service upserts; holds no facilities of other sources."""
 
     def __init__(self) -> None:
         self.upserts: list[tuple[Dataset, list[Facility]]] = []
+
+    def list_facilities(
+        self, *, kinds: frozenset[str] | None = None, include_withdrawn: bool = False
+    ) -> list[Facility]:
+        return []
 
     def upsert_dataset_facilities(
         self, dataset: Dataset, facilities: Sequence[Facility]
@@ -291,7 +296,7 @@ def test_import_service_counts_rejections_and_licence_visibility() -> None:
         kind="medical-institution", columns=TAKAMATSU_COLUMNS
     )
     summary = import_facilities(
-        catalog=cast(Catalog, catalog),  # only the upsert is used
+        catalog=cast(Catalog, catalog),  # only the upsert and the site lookup are used
         connector=connector,
         source=str(FIXTURES / name),
         now=now,

@@ -1,4 +1,7 @@
-"""Idempotent upsert of one dataset and its facilities, keyed by (dataset_id, source_key)."""
+"""Idempotent upsert of one dataset and its facilities, keyed by (dataset_id, source_key).
+
+A row's `site_id` is written when it is inserted and never changed by later upserts.
+"""
 
 from __future__ import annotations
 
@@ -72,6 +75,8 @@ def upsert(
                 | {
                     "dataset_id": dataset.id,
                     "source_key": source_key,
+                    # the site is decided once, when the row first arrives (facilities/merge.py)
+                    "site_id": facility.site,
                     "withdrawn": False,
                     "created_at": now,
                     "updated_at": now,

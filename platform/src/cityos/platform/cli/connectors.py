@@ -178,6 +178,7 @@ def _summary_document(
         "unchanged": summary.unchanged,
         "withdrawn": summary.withdrawn,
         "rejected": summary.rejected,
+        "merged": summary.merged,
         "skipped": summary.skipped,
         "skipped_kinds": dict(summary.skipped_kinds),
         "rejections": [
@@ -201,6 +202,12 @@ def _echo_summary(document: dict[str, Any]) -> None:
     else:
         counts = ("read", "inserted", "updated", "unchanged", "withdrawn", "rejected")
         typer.echo("  " + ", ".join(f"{key} {document[key]}" for key in counts))
+    if document["merged"]:
+        merged = int(document["merged"])
+        typer.echo(
+            f"  merged {merged} new row{'' if merged == 1 else 's'} into places known from "
+            "other sources (same 共通ID, or the same name within 50 m)"
+        )
     if document["skipped"]:
         kinds = ", ".join(f"{kind} {n}" for kind, n in document["skipped_kinds"].items())
         typer.echo(f"  skipped {document['skipped']} not handled by this connector ({kinds})")

@@ -5,14 +5,15 @@ caller holds its domain's read scope; a dataset is visible when it is public or 
 may see one of its facilities. Anything else looks exactly like nothing at all.
 
 The catalog filters by kind only; hazard, distance and opening hours are applied here, on the
-facilities of one city (thousands, not millions).
+facilities of one city (thousands, not millions). Rows of several sources describing one place
+share a site (facilities/merge.py) and are served as one facility listing every source.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -52,12 +53,25 @@ class FacilityFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class FacilitySource:
+    """One source's row of a facility, with the dataset it came from (provenance)."""
+
+    facility: Facility
+    dataset: Dataset
+
+
+@dataclass(frozen=True, slots=True)
 class FoundFacility:
-    """A visible facility, its dataset, and its distance when the query gave a point."""
+    """A visible facility (a site), its main dataset, its sources, its distance from `near`.
+
+    `facility` is the site's main row (the first one imported that the caller may see) with
+    the site's id and the hazards of all its visible rows; `sources` lists every visible row.
+    """
 
     facility: Facility
     dataset: Dataset
     distance_m: float | None = None
+    sources: tuple[FacilitySource, ...] = ()
 
 
 def great_circle_m(a: GeoPoint, b: GeoPoint) -> float:
@@ -139,6 +153,30 @@ def _matches(facility: Facility, filters: FacilityFilter) -> bool:
     return filters.open_at is None or is_open_at(facility.attributes, filters.open_at)
 
 
+def _visible_sites(
+    facilities: Iterable[Facility], datasets: Mapping[str, Dataset], principal: Principal
+) -> list[tuple[FacilitySource, ...]]:
+    """The rows the caller may see, grouped by site; each group's main row first."""
+    sites: dict[str, list[FacilitySource]] = {}
+    for facility in facilities:
+        dataset = datasets.get(facility.dataset_id)
+        if dataset is None or not _can_see(principal, dataset, facility.domain):
+            continue
+        sites.setdefault(facility.site, []).append(FacilitySource(facility, dataset))
+    return [
+        tuple(sorted(rows, key=lambda row: (row.facility.id != site, row.facility.id)))
+        for site, rows in sites.items()
+    ]
+
+
+def _site(sources: tuple[FacilitySource, ...]) -> FacilitySource:
+    """The site as one facility: its main row, under the site id, with every row's hazards."""
+    main = sources[0]
+    hazards = frozenset().union(*(row.facility.hazards for row in sources))
+    site = replace(main.facility, id=main.facility.site, hazards=hazards)
+    return FacilitySource(site, main.dataset)
+
+
 def _found(
     facilities: Iterable[Facility],
     datasets: Mapping[str, Dataset],
@@ -147,16 +185,17 @@ def _found(
 ) -> list[FoundFacility]:
     found: list[FoundFacility] = []
     centre = None if filters.near is None else GeoPoint(filters.near.lat, filters.near.lon)
-    for facility in facilities:
-        dataset = datasets.get(facility.dataset_id)
-        if dataset is None or not _can_see(principal, dataset, facility.domain):
-            continue
+    for sources in _visible_sites(facilities, datasets, principal):
+        site = _site(sources)
+        facility, dataset = site.facility, site.dataset
         if not _matches(facility, filters):
             continue
         distance = None if centre is None else great_circle_m(centre, facility.location)
         if filters.near is not None and distance is not None and distance > filters.near.radius_m:
             continue
-        found.append(FoundFacility(facility=facility, dataset=dataset, distance_m=distance))
+        found.append(
+            FoundFacility(facility=facility, dataset=dataset, distance_m=distance, sources=sources)
+        )
     return found
 
 

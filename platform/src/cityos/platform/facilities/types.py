@@ -18,6 +18,7 @@ from cityos.platform.api.graphql.unset import given
 from cityos.platform.domain.model import Dataset
 from cityos.platform.facilities.service import (
     FacilityFilter,
+    FacilitySource,
     FoundFacility,
     Near,
     list_datasets,
@@ -108,6 +109,30 @@ class DatasetType:
         )
 
 
+@strawberry.type(
+    name="FacilitySource",
+    description="One source's record of a facility (provenance): the dataset and its row",
+)
+class FacilitySourceType:
+    """GraphQL FacilitySource."""
+
+    dataset: DatasetType
+    source_key: str = strawberry.field(description="The row's own id in that source (NO / ID)")
+    name: str = strawberry.field(description="The name as that source spells it")
+    location: GeoPointType = strawberry.field(description="The position that source gives")
+
+    @classmethod
+    def of(cls, source: FacilitySource) -> FacilitySourceType:
+        """The GraphQL form of one source's row."""
+        row = source.facility
+        return cls(
+            dataset=DatasetType.of(source.dataset),
+            source_key=row.source_key,
+            name=row.name,
+            location=GeoPointType(lat=row.location.lat, lon=row.location.lon),
+        )
+
+
 @strawberry.type(name="Facility", description="A place from administrative data")
 class FacilityType:
     """GraphQL Facility."""
@@ -126,7 +151,13 @@ class FacilityType:
     attributes: JSON | None = strawberry.field(
         description="The source's other columns; `opening_hours` per weekday where known"
     )
-    dataset: DatasetType
+    dataset: DatasetType = strawberry.field(
+        description="The dataset of the main record (the first imported that you may see)"
+    )
+    sources: list[FacilitySourceType] = strawberry.field(
+        description="Every source describing this place that you may see (same 共通ID, or the "
+        "same name within 50 m), the main record first"
+    )
 
     @classmethod
     def of(cls, found: FoundFacility) -> FacilityType:
@@ -148,6 +179,7 @@ class FacilityType:
             domain=DomainEnum.of(facility.domain),
             attributes=cast(JSON, facility.attributes) if facility.attributes else None,
             dataset=DatasetType.of(found.dataset),
+            sources=[FacilitySourceType.of(source) for source in found.sources],
         )
 
 

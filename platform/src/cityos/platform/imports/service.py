@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import Dataset, Domain, Facility, GeoPoint
+from cityos.platform.facilities.merge import assign_sites
 from cityos.platform.imports.alerts import import_alerts, yields_alerts
 from cityos.platform.imports.summary import ImportRejection, ImportSummary
 from cityos.platform.ports import (
@@ -137,6 +138,15 @@ def _facility(record: FacilityRecord, ds_id: str) -> Facility:
     )
 
 
+def _with_sites(catalog: Catalog, facilities: list[Facility]) -> tuple[list[Facility], int]:
+    """The facilities with their sites (matched against other sources); how many joined one."""
+    if not facilities:
+        return facilities, 0
+    kinds = frozenset(facility.kind for facility in facilities)
+    stored = catalog.list_facilities(kinds=kinds, include_withdrawn=True)
+    return assign_sites(facilities, stored=stored, dataset_id=facilities[0].dataset_id)
+
+
 def _import_one(
     *,
     catalog: Catalog,
@@ -183,7 +193,12 @@ def _import_one(
         connector=connector.name,
     )
     facilities = [_facility(record, ds_id) for record in records]
-    counts = UpsertCounts() if dry_run else catalog.upsert_dataset_facilities(dataset, facilities)
+    merged = 0
+    if dry_run:  # a dry run never reads or writes the catalog
+        counts = UpsertCounts()
+    else:
+        facilities, merged = _with_sites(catalog, facilities)
+        counts = catalog.upsert_dataset_facilities(dataset, facilities)
     return ImportSummary(
         datasets=(ds_id,),
         read=read,
@@ -194,6 +209,7 @@ def _import_one(
         rejected=len(rejections),
         rejections=tuple(rejections),
         dry_run=dry_run,
+        merged=merged,
     )
 
 

@@ -34,6 +34,7 @@ class ImportSummary:
     dry_run: bool = False
     skipped: int = 0
     skipped_kinds: tuple[tuple[str, int], ...] = ()
+    merged: int = 0  # inserted rows that joined a site of another source (the same place)
 
     def __add__(self, other: ImportSummary) -> ImportSummary:
         kinds = Counter(dict(self.skipped_kinds))
@@ -50,4 +51,5 @@ class ImportSummary:
             dry_run=self.dry_run or other.dry_run,
             skipped=self.skipped + other.skipped,
             skipped_kinds=tuple(sorted(kinds.items())),
+            merged=self.merged + other.merged,
         )
