@@ -50,6 +50,20 @@ class Metrics:
         self.queue_depth = Gauge(
             "cityos_ingest_queue_depth", "Messages waiting to be processed", registry=self.registry
         )
+        self.exports_in_progress = Gauge(
+            "cityos_exports_in_progress",
+            "Exports (and export manifests) reading from the store right now",
+            registry=self.registry,
+        )
+        self.export_rows = Counter(
+            "cityos_export_rows", "Rows written by exports", registry=self.registry
+        )
+        self.exports = Counter(
+            "cityos_exports",
+            "Exports ended, by format and outcome (completed, aborted, failed)",
+            ["format", "outcome"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

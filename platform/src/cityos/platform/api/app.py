@@ -1,4 +1,4 @@
-"""The FastAPI application: GraphQL, OAuth2 endpoints, health, readiness and metrics."""
+"""The FastAPI application: GraphQL, exports, OAuth2 endpoints, health, readiness, metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
 
 from cityos.platform.api.bodylimit import LimitBody
+from cityos.platform.api.exports import EXPOSED_HEADERS, exports_router
 from cityos.platform.api.graphql.context import GraphQLContext
 from cityos.platform.api.graphql.schema import build_schema
 from cityos.platform.api.ratelimit import RateLimited, RateLimiter, open_storage
@@ -107,7 +108,7 @@ def create_app(
             allow_origins=api_settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Retry-After", "WWW-Authenticate"],
+            expose_headers=["Retry-After", "WWW-Authenticate", *EXPOSED_HEADERS],
         )
 
     @app.exception_handler(Unauthenticated)
@@ -136,6 +137,7 @@ def create_app(
         allow_queries_via_get=False,
     )
     app.include_router(graphql, prefix="/graphql")
+    app.include_router(exports_router(runtime, gatekeeper.admit))
     if runtime.auth is not None:  # /oauth/* and /.well-known/* of the authorization server
         app.include_router(runtime.auth.router)
 

@@ -67,8 +67,7 @@ def zip_chunks(
         with archive.open(entry, "w", force_zip64=True) as out:
             for chunk in data:
                 out.write(chunk)
-                if pending := sink.take():
-                    yield pending
+                yield sink.take()  # also when empty (zlib buffers): a consumer may stop here
         described = manifest()
         text = json.dumps(described, ensure_ascii=False, indent=2) + "\n"
         archive.writestr(_entry(MANIFEST_NAME, stamp), text.encode())

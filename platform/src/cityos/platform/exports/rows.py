@@ -58,7 +58,8 @@ def _windows(
     observations (and days) as over the whole range; empty windows are left out (fill none).
     """
     function = request.aggregate or "mean"
-    for start, end in time_slices(request.start, request.end, every):
+    size = SLICE_WINDOWS
+    for start, end in time_slices(request.start, request.end, every, windows=size):
         windows = aggregate_windows(
             store=store,
             sensor_id=sensor.id,
@@ -67,14 +68,13 @@ def _windows(
             every=every,
             function=function,
             fill_mode="none",
-            limit=SLICE_WINDOWS + 1,
+            limit=size,
         )
-        if windows:
-            yield good_block(
-                index,
-                [(w.start - EPOCH) // _MICROSECOND * 1000 for w in windows],
-                [w.value if w.value is not None else float("nan") for w in windows],
-            )
+        yield good_block(  # also when empty: one block per store call
+            index,
+            [(w.start - EPOCH) // _MICROSECOND * 1000 for w in windows],
+            [w.value if w.value is not None else float("nan") for w in windows],
+        )
 
 
 def close_stream(stream: Iterator[object]) -> None:
@@ -85,7 +85,7 @@ def close_stream(stream: Iterator[object]) -> None:
 
 
 def time_slices(
-    start: datetime, end: datetime, every: Duration, *, windows: int = SLICE_WINDOWS
+    start: datetime, end: datetime, every: Duration, *, windows: int
 ) -> Iterator[tuple[datetime, datetime]]:
     """[start, end) cut into consecutive ranges of at most `windows` windows, on boundaries."""
     total = window_count(start, end, every)

@@ -118,6 +118,8 @@ def export_chunks(
 ) -> Generator[bytes, None, None]:
     """The export file's bytes (for zip, the whole archive), read from the store as it goes.
 
+    Chunks may be empty (one per store block at least), so closing is possible at any block.
+
     `on_rows(n)` is called as rows are written. Closing the generator stops the store read
     at once. A store failure mid-stream raises (the file is then incomplete, never passed
     off as whole).
@@ -125,7 +127,7 @@ def export_chunks(
     if plan.request.format is not ExportFormat.ZIP:
         yield from data_chunks(plan, store=store, on_rows=on_rows)
         return
-    digest = _Digest(on_rows)
+    digest = DataDigest(on_rows)
     data = digest.wrap(data_chunks(plan, store=store, on_rows=digest.count))
     try:
         yield from zip_chunks(
@@ -142,7 +144,11 @@ def export_chunks(
 def data_chunks(
     plan: ExportPlan, *, store: TimeSeriesStore, on_rows: Callable[[int], None] | None = None
 ) -> Generator[bytes, None, None]:
-    """The data file's bytes in `plan.data_format` (deterministic for the same rows)."""
+    """The data file's bytes in `plan.data_format` (deterministic for the same rows).
+
+    One chunk per block read from the store, empty while an encoder buffers, so that the
+    consumer can close the generator between any two store reads.
+    """
     encoder = _encoder(plan)
     blocks = row_blocks(plan.request, plan.sensors, store=store)
     try:
@@ -152,8 +158,7 @@ def data_chunks(
             chunk = encoder.encode(block)
             if on_rows is not None:
                 on_rows(len(block))
-            if chunk:
-                yield chunk
+            yield chunk  # also when empty (Parquet buffers): a consumer may stop here
         if last := encoder.end():
             yield last
     finally:
@@ -169,7 +174,7 @@ def _encoder(plan: ExportPlan) -> Encoder:
     return CsvEncoder(plan.sensors)
 
 
-class _Digest:
+class DataDigest:
     """SHA-256 and row count of a data file as it streams past."""
 
     def __init__(self, on_rows: Callable[[int], None] | None) -> None:
@@ -201,7 +206,7 @@ def export_manifest(
     plan: ExportPlan, *, store: TimeSeriesStore, generated_at: datetime
 ) -> dict[str, object]:
     """The manifest of an export, its row count and SHA-256 from one pass over the data file."""
-    digest = _Digest(None)
+    digest = DataDigest(None)
     for _chunk in digest.wrap(data_chunks(plan, store=store, on_rows=digest.count)):
         pass
     return build_manifest(

@@ -1,0 +1,223 @@
+"""`GET /exports/observations` and its manifest: every check first, then the file streamed.
+
+Every refusal is decided before the first byte (400, 401, 403, 404, 429, 503). The file is
+produced by a generator stepped in a worker thread; when the client goes away the generator
+is closed at once, which stops the store read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from cityos.platform.audit.trail import AuditTrail, AuditUnavailable
+from cityos.platform.domain.errors import (
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    RetryableError,
+)
+from cityos.platform.exports.request import parse_export_request
+from cityos.platform.exports.service import (
+    EXPORT_PATH,
+    DataDigest,
+    ExportPlan,
+    build_manifest,
+    data_chunks,
+    export_chunks,
+    plan_export,
+)
+from cityos.platform.metrics import Metrics
+from cityos.platform.runtime import Runtime
+from cityos.platform.security import Principal
+
+log = logging.getLogger(__name__)
+
+MANIFEST_PATH = f"{EXPORT_PATH}/manifest"
+EXPECTED_ROWS_HEADER = "X-Cityos-Expected-Rows"
+EXPOSED_HEADERS = ("Content-Disposition", "Link", EXPECTED_ROWS_HEADER)
+"""Headers of an export that browsers' scripts may read (CORS)."""
+RETRY_AFTER_SECONDS = 30
+
+Admit = Callable[[Request], Awaitable[Principal]]
+
+
+class ExportRefused(Exception):
+    """An export refused before its first byte: the status and the JSON error to answer."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.field = status, code, field
+
+    def response(self) -> JSONResponse:
+        """`{"error": {"code", "message", "field"}}` with the status (503: Retry-After)."""
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if self.status == 503 else None
+        return JSONResponse(
+            {"error": {"code": self.code, "message": str(self), "field": self.field}},
+            status_code=self.status,
+            headers=headers,
+        )
+
+
+def _refusal(exc: Exception) -> ExportRefused | None:
+    """The HTTP answer to an error raised while planning an export (None: not a refusal)."""
+    if isinstance(exc, LimitExceeded):
+        return ExportRefused(400, "LIMIT_EXCEEDED", str(exc), exc.field)
+    if isinstance(exc, InvalidInput):
+        return ExportRefused(400, "BAD_USER_INPUT", str(exc), exc.field)
+    if isinstance(exc, PermissionDenied):
+        return ExportRefused(403, "FORBIDDEN", str(exc))
+    if isinstance(exc, NotFound):
+        return ExportRefused(404, "NOT_FOUND", str(exc), "sensor")
+    if isinstance(exc, AuditUnavailable):
+        message = "the audit log cannot be written, so health data is withheld; try again later"
+        return ExportRefused(503, "AUDIT_UNAVAILABLE", message)
+    if isinstance(exc, RetryableError):
+        return ExportRefused(503, "UNAVAILABLE", f"the time-series store is unavailable: {exc}")
+    return None
+
+
+class ExportResponse(StreamingResponse):
+    """Streams an export generator (stepped in a worker thread) and always closes it.
+
+    Starlette leaves a sync iterator suspended when the client disconnects; here the
+    generator is closed as soon as the response ends, however it ends, and the metrics
+    record the outcome.
+    """
+
+    def __init__(
+        self,
+        chunks: Generator[bytes, None, None],
+        *,
+        plan: ExportPlan,
+        metrics: Metrics,
+        headers: dict[str, str],
+    ) -> None:
+        self._chunks = chunks
+        self._plan = plan
+        self._metrics = metrics
+        self._finished = False
+        super().__init__(self._body(), headers=headers, media_type=plan.media_type)
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        # Each step is a cancellation point: a disconnect stops the export between two blocks.
+        while (chunk := await anyio.to_thread.run_sync(next, self._chunks, None)) is not None:
+            if chunk:
+                yield chunk
+        self._finished = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the export; close the generator (stopping the store read) at the end."""
+        self._metrics.exports_in_progress.inc()
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            await super().__call__(scope, receive, send)
+            outcome = "completed" if self._finished else "aborted"
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._chunks.close)
+            self._metrics.exports_in_progress.dec()
+            self._metrics.exports.labels(self._plan.request.format.value, outcome).inc()
+            log.info(
+                "export %s: %s, %d sensors, %.1f s",
+                outcome,
+                self._plan.filename,
+                len(self._plan.sensors),
+                time.monotonic() - started,
+            )
+
+
+def exports_router(runtime: Runtime, admit: Admit) -> APIRouter:
+    """The export routes; `admit` authenticates and rate-limits the caller (401, 429)."""
+    router = APIRouter()
+    metrics = runtime.metrics
+
+    async def plan(request: Request) -> ExportPlan:
+        principal = await admit(request)
+        params: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            params.setdefault(name, []).append(value)
+        trail = AuditTrail(
+            client_id=principal.client_id,
+            source_ip=request.client.host if request.client is not None else None,
+        )
+        try:
+            export = parse_export_request(params, limits=runtime.settings.exports)
+            return await asyncio.to_thread(
+                plan_export,
+                catalog=runtime.catalog,
+                store=runtime.store,
+                principal=principal,
+                request=export,
+                licence=runtime.settings.exports.licence,
+                audit=trail,
+            )
+        except Exception as exc:
+            refused = _refusal(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+    @router.get(EXPORT_PATH, include_in_schema=False)
+    async def export_observations(request: Request) -> Response:
+        try:
+            export = await plan(request)
+        except ExportRefused as refused:
+            return refused.response()
+        chunks = export_chunks(
+            export,
+            store=runtime.store,
+            generated_at=datetime.now(UTC),
+            on_rows=metrics.export_rows.inc,
+        )
+        return ExportResponse(chunks, plan=export, metrics=metrics, headers=_headers(export))
+
+    @router.get(MANIFEST_PATH, include_in_schema=False)
+    async def export_observations_manifest(request: Request) -> Response:
+        try:
+            export = await plan(request)
+        except ExportRefused as refused:
+            return refused.response()
+        generated_at = datetime.now(UTC)
+        digest = DataDigest(None)
+        chunks = digest.wrap(data_chunks(export, store=runtime.store, on_rows=digest.count))
+        metrics.exports_in_progress.inc()
+        try:
+            while await anyio.to_thread.run_sync(next, chunks, None) is not None:
+                if await request.is_disconnected():
+                    return Response(status_code=499)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(chunks.close)
+            metrics.exports_in_progress.dec()
+        manifest = build_manifest(
+            export, generated_at=generated_at, row_count=digest.rows, sha256=digest.hexdigest()
+        )
+        return JSONResponse(manifest, headers={"Cache-Control": "no-store"})
+
+    return router
+
+
+def _headers(plan: ExportPlan) -> dict[str, str]:
+    """Content-Disposition, the manifest link, the expected rows (raw exports), no caching."""
+    query = urlencode(plan.request.query_params())
+    headers = {
+        "Content-Disposition": f'attachment; filename="{plan.filename}"',
+        "Link": f'<{MANIFEST_PATH}?{query}>; rel="describedby"; type="application/json"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if plan.expected_rows is not None and plan.request.every is None:
+        headers[EXPECTED_ROWS_HEADER] = str(plan.expected_rows)
+    return headers
