@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from cityos.adapters.influxdb.chunked import _chunks_of
 from cityos.adapters.influxdb.http import InfluxHttp, InfluxQueryError
 from cityos.adapters.influxdb.store import InfluxDbTimeSeriesStore
 from cityos.platform.domain.errors import ConfigError, RetryableError
@@ -18,6 +21,7 @@ from cityos.platform.ports import ObservationBlock
 START = datetime(2024, 4, 1, tzinfo=UTC)
 END = datetime(2024, 5, 1, tzinfo=UTC)
 COLUMNS = ["time", "value", "quality"]
+GO = (",", ":")  # InfluxDB (Go) writes compact JSON
 
 
 def chunk(rows: list[list[object]], *, partial: bool) -> bytes:
@@ -27,7 +31,7 @@ def chunk(rows: list[list[object]], *, partial: bool) -> bytes:
     }
     if partial:
         result["partial"] = True
-    return json.dumps({"results": [result]}).encode() + b"\n"
+    return json.dumps({"results": [result]}, separators=GO).encode() + b"\n"
 
 
 def rows_from(first: int, count: int) -> list[list[object]]:
@@ -100,7 +104,7 @@ def test_a_statement_error_mid_stream_is_a_query_error() -> None:
 
 
 def test_a_chunk_that_is_not_json_is_a_query_error() -> None:
-    with pytest.raises(InfluxQueryError, match="not JSON"):
+    with pytest.raises(InfluxQueryError, match="not the JSON expected"):
         read(store_answering(b"<html>proxy error</html>\n"))
 
 
@@ -147,3 +151,100 @@ def test_a_query_stopped_by_the_server_is_retryable_streamed_or_not(error: str) 
         next(blocks)
     with pytest.raises(RetryableError, match=error):
         store_answering(failed).count_range(sensor_id="d.q", start=START, end=END)
+
+
+# ---------------------------------------------------------------- the flat parse
+
+
+def whole_parse(line: bytes) -> list[tuple[list[str], list[object]]]:
+    """(columns, cells row after row) of each series, from plain json.loads."""
+    found = []
+    for result in json.loads(line)["results"]:
+        for series in result.get("series") or ():
+            if series.get("values"):
+                cells = [cell for row in series["values"] for cell in row]
+                found.append((series["columns"], cells))
+    return found
+
+
+def flat_parse(line: bytes) -> list[tuple[list[str], list[object]]]:
+    _, chunks = _chunks_of(line)
+    return [(chunk.columns, chunk.cells) for chunk in chunks]
+
+
+TRICKY = ["],[", "]]", "[[", '"values":[', '\\"],["', "],[],[", "good", "}]}", "\n"]
+cells = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.sampled_from(TRICKY),
+    st.text(alphabet=st.sampled_from('],["\\{}:valuesgod '), max_size=12),
+    st.text(max_size=8),
+)
+
+
+@given(
+    rows=st.lists(st.lists(cells, min_size=3, max_size=3), min_size=1, max_size=30),
+    partial=st.booleans(),
+    messages=st.lists(st.text(alphabet=st.sampled_from("],[ab"), max_size=6), max_size=2),
+    compact=st.booleans(),
+)
+def test_the_flat_parse_equals_json_loads_whatever_the_cells(
+    rows: list[list[object]], partial: bool, messages: list[str], compact: bool
+) -> None:
+    result: dict[str, object] = {
+        "statement_id": 0,
+        "series": [{"name": "observations", "columns": COLUMNS, "values": rows}],
+    }
+    if partial:
+        result["partial"] = True
+    if messages:
+        result["messages"] = [{"level": "warning", "text": text} for text in messages]
+    line = json.dumps({"results": [result]}, separators=GO if compact else None).encode()
+    assert flat_parse(line) == whole_parse(line)
+
+
+def test_the_flat_parse_is_taken_for_influxdb_chunks_and_left_for_others() -> None:
+    from cityos.adapters.influxdb.chunked import _flat_parse
+
+    assert _flat_parse(chunk(rows_from(0, 3), partial=True).strip()) is not None
+    odd = [[1, 1.0, "a],[b"], [2, 2.0, "good"]]  # a row break inside a string
+    assert _flat_parse(chunk(odd, partial=False).strip()) is None
+    assert flat_parse(chunk(odd, partial=False)) == [(COLUMNS, [1, 1.0, "a],[b", 2, 2.0, "good"])]
+    two = json.dumps(
+        {
+            "results": [
+                {
+                    "statement_id": 0,
+                    "series": [
+                        {"name": "a", "columns": COLUMNS, "values": [[1, 1, "good"]]},
+                        {"name": "b", "columns": COLUMNS, "values": [[2, 2, "good"]]},
+                    ],
+                }
+            ]
+        },
+        separators=GO,
+    ).encode()
+    assert _flat_parse(two) is None
+    assert flat_parse(two) == whole_parse(two)
+
+
+def test_rows_that_do_not_match_the_columns_are_a_query_error() -> None:
+    with pytest.raises(InfluxQueryError, match="do not match the columns"):
+        read(store_answering(chunk([[1, 1.0, "good"], [2, 2.0]], partial=False)))
+
+
+def test_spaced_json_from_another_server_reads_the_same() -> None:
+    body = json.dumps(
+        {
+            "results": [
+                {"statement_id": 0, "series": [{"columns": COLUMNS, "values": [[5, 7, "bad"]]}]}
+            ]
+        }
+    ).encode()
+    (block,) = read(store_answering(body))
+    assert (list(block.times_ns), list(block.values), list(block.qualities)) == (
+        [5],
+        [7.0],
+        ["bad"],
+    )

@@ -6,7 +6,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from cityos.adapters.influxdb.chunked import observation_blocks, stream_rows
+from cityos.adapters.influxdb.chunked import observation_blocks, stream_chunks
 from cityos.adapters.influxdb.http import (
     InfluxHttp,
     InfluxQueryError,
@@ -170,7 +170,7 @@ class InfluxDbTimeSeriesStore:
             f"AND time >= {time_literal(low)} AND time < {time_literal(high)} "
             "ORDER BY time ASC"
         )
-        chunks = stream_rows(
+        chunks = stream_chunks(
             self._http,
             statement,
             db=self.database,
