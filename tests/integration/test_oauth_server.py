@@ -509,6 +509,13 @@ def test_a_revoked_token_stops_working_at_once(stack: Stack, partner: ClientSecr
         expiring_after=stack.runtime.catalog.list_oauth_clients()[0].created_at
     )
     assert stored.jti == parts(token)[1]["jti"]
+    events = stack.runtime.catalog.list_audit(client_id=partner.client.id)
+    revocations = [event for event in events if event.operation == "revokeToken"]
+    assert len(revocations) == 2  # each revocation request is on record, with no token in it
+    assert revocations[0].resources == (f"token:{stored.jti}",)
+    assert revocations[0].details["token_client"] == partner.client.id
+    assert revocations[0].source_ip is not None
+    assert token not in repr(events)
 
 
 def test_revocation_needs_the_tokens_own_client_or_clients_admin(

@@ -57,11 +57,13 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
         headers: Mapping[str, str],
         form: dict[str, str],
         issuer: str,
+        source_ip: str | None = None,
     ) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
         self._form = form
         self.payload = BasicOAuth2Payload(form)
         self.issuer = issuer
+        self.source_ip = source_ip
 
     @property
     def form(self) -> dict[str, str]:
@@ -242,10 +244,10 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
             return None  # RFC 7009 §2.2: an invalid token needs no revocation; answer 200
         return TokenModel(claims, now=server.now())
 
-    def revoke_token(self, token: TokenModel, request: object) -> None:
-        """Refuse the token from now on."""
+    def revoke_token(self, token: TokenModel, request: FormRequest) -> None:
+        """Refuse the token from now on, and audit who revoked it."""
         server: OAuthServer = self.server
-        server.revoke(token.claims)
+        server.revoke(token.claims, request.client.get_client_id(), request.source_ip)
 
 
 class OAuthServer(AuthorizationServer):  # type: ignore[misc]
@@ -258,7 +260,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         issue: Callable[[str, frozenset[str], str], IssuedToken],
         active_claims: Callable[[Parsed], dict[str, Any]],
         authentic_claims: Callable[[Parsed], dict[str, Any]],
-        revoke: Callable[[dict[str, Any]], None],
+        revoke: Callable[[dict[str, Any], str, str | None], None],
         now: Callable[[], float],
     ) -> None:
         super().__init__(scopes_supported=sorted(SCOPES))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,8 +19,8 @@ from cityos.auth.routes import build_router
 from cityos.auth.tokens import TokenIssuer
 from cityos.auth.verifier import LocalVerifier, Verifier
 from cityos.platform.config import Settings
-from cityos.platform.domain.errors import ConfigError, InvalidInput, NotFound
-from cityos.platform.domain.model import SCOPES, OAuthClient
+from cityos.platform.domain.errors import CityosError, ConfigError, InvalidInput, NotFound
+from cityos.platform.domain.model import SCOPES, AuditEvent, OAuthClient
 from cityos.platform.ports import (
     Catalog,
     ClientRevoked,
@@ -32,6 +33,8 @@ from cityos.platform.ports import (
 REFRESH_SECONDS = 2.0
 """How often a serving process picks up revocations and keys made by other processes."""
 MAX_NAME_LENGTH = 200
+
+log = logging.getLogger(__name__)
 
 
 def check_scopes(scopes: frozenset[str]) -> frozenset[str]:
@@ -200,14 +203,28 @@ class BuiltinAuth:
         """Claims of one of our tokens that is valid now (introspection)."""
         return self._local.verify(parsed).claims
 
-    def _revoke_token(self, claims: dict[str, Any]) -> None:
+    def _revoke_token(self, claims: dict[str, Any], actor: str, source_ip: str | None) -> None:
         exp = claims.get("exp")
         if isinstance(exp, int | float) and not isinstance(exp, bool):
-            self.revocations.revoke_token(
-                jti=string_claim(claims, "jti"),
-                client_id=string_claim(claims, "client_id"),
-                expires_at=float(exp),
-            )
+            jti = string_claim(claims, "jti")
+            owner = string_claim(claims, "client_id")
+            self.revocations.revoke_token(jti=jti, client_id=owner, expires_at=float(exp))
+            self._audit_revocation(jti=jti, owner=owner, actor=actor, source_ip=source_ip)
+
+    def _audit_revocation(self, *, jti: str, owner: str, actor: str, source_ip: str | None) -> None:
+        """Record a token revocation (it has happened: a failed record is logged, not undone)."""
+        event = AuditEvent(
+            time=to_datetime(self._clock()),
+            client_id=actor,
+            operation="revokeToken",
+            resources=(f"token:{jti}",),
+            details={"kind": "admin", "outcome": "ok", "via": "oauth", "token_client": owner},
+            source_ip=source_ip,
+        )
+        try:
+            self._catalog.append_audit([event])
+        except CityosError as exc:
+            log.error("audit event NOT recorded: revokeToken of %s by %s: %s", jti, actor, exc)
 
     def _refresh(self) -> None:
         self.revocations.load()

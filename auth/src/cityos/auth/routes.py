@@ -120,6 +120,7 @@ def build_router(auth: BuiltinAuth) -> APIRouter:
                 headers=request.headers,
                 form=form,
                 issuer=auth.issuer_for(str(request.base_url)),
+                source_ip=request.client.host if request.client is not None else None,
             )
         except OAuth2Error as error:  # includes insecure_transport: plain HTTP off loopback
             return _json(_error(error))
