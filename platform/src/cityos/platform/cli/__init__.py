@@ -7,7 +7,16 @@ import sys
 
 import typer
 
-from cityos.platform.cli import audit, clients, connectors, devices, keys, mosquitto, rejected
+from cityos.platform.cli import (
+    audit,
+    clients,
+    connectors,
+    devices,
+    export,
+    keys,
+    mosquitto,
+    rejected,
+)
 from cityos.platform.cli.demo import demo
 from cityos.platform.cli.run import ingest, serve
 from cityos.platform.domain.errors import CityosError
@@ -29,6 +38,7 @@ app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")
+app.command("export")(export.export)
 
 
 def main() -> None:

@@ -1,0 +1,396 @@
+"""`cityos export` in local mode on the SQLite store: every format read back, bad input, Ctrl-C.
+
+Remote mode against a real server is in tests/e2e/test_exports_done.py; here only its usage
+errors and an unreachable server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import pty
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import cityos.platform.cli.export as export_cli
+from cityos.platform.cli import app
+from cityos.platform.config import load_settings
+from cityos.platform.domain.errors import RetryableError
+from cityos.platform.domain.model import Device, Domain, GeoPoint, Observation, Quality, Sensor
+from cityos.platform.runtime import Runtime
+from cityos.platform.timefmt import format_rfc3339
+from testkit.export_files import Row, expected_rows, read_export, read_zip
+from testkit.services import free_port
+
+T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
+MINUTES = 2 * 24 * 60
+FROM, TO = "2026-11-01T09:00:00+09:00", "2026-11-03T09:00:00+09:00"
+SENSORS = {
+    "omaezaki-port.tide_level": (Domain.DISASTER, "m"),
+    "omaezaki-cape.wind_speed": (Domain.TOURISM, "m/s"),
+    "city-hall.wbgt": (Domain.HEALTH, "Cel"),
+}
+FORMATS = ["csv", "ndjson", "parquet", "zip"]
+
+
+def _value(index: int, minute: int) -> float:
+    return round(10 * math.sin(minute / 97 + index) + index * 1.5 - 2.25, 3)
+
+
+@pytest.fixture
+def store_rows(no_cityos_env: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Row]]:
+    """Three sensors (one per domain) with two days of one-minute data; rows as stored."""
+    monkeypatch.setenv("CITYOS__DATA_DIR", str(no_cityos_env / "data"))
+    runtime = Runtime.open(load_settings())
+    try:
+        sensors = []
+        for index, (sensor_id, (domain, unit)) in enumerate(SENSORS.items()):
+            device_id, quantity = sensor_id.split(".")
+            device = Device(device_id, device_id.title(), domain, "json", GeoPoint(34.6, 138.2))
+            sensor = Sensor(sensor_id, device_id, quantity, unit, domain, f"{device_id} {quantity}")
+            runtime.catalog.add_device(device, [sensor])
+            sensors.append(sensor)
+            runtime.store.write(
+                [
+                    Observation(
+                        sensor_id,
+                        T0 + timedelta(minutes=minute),
+                        _value(index, minute),
+                        Quality.SUSPECT if minute % 250 == 7 else Quality.GOOD,
+                    )
+                    for minute in range(MINUTES)
+                ]
+            )
+        return {
+            sensor.id: expected_rows(
+                sensor,
+                runtime.store.query_range(
+                    sensor_id=sensor.id, start=T0, end=T0 + timedelta(days=2), limit=10**6
+                ),
+            )
+            for sensor in sensors
+        }
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """An empty directory for export files (the data dir is elsewhere in tmp_path)."""
+    directory = tmp_path / "out"
+    directory.mkdir()
+    return directory
+
+
+def export(*argv: str) -> Any:
+    return CliRunner().invoke(app, ["export", *argv])
+
+
+def flat(output: str) -> str:
+    """CLI output without the error box's frame and line breaks."""
+    return " ".join(output.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
+
+
+def sensor_args(*sensor_ids: str) -> list[str]:
+    return [arg for sensor_id in sensor_ids for arg in ("--sensor", sensor_id)]
+
+
+def audit_events() -> list[dict[str, Any]]:
+    result = CliRunner().invoke(app, ["audit", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    events: list[dict[str, Any]] = json.loads(result.stdout)
+    return events
+
+
+@pytest.mark.parametrize("export_format", FORMATS)
+def test_each_format_reads_back_equal_to_the_store(
+    store_rows: dict[str, list[Row]], out: Path, export_format: str
+) -> None:
+    target = out / f"tides.{export_format}"
+    result = export(
+        *sensor_args(*SENSORS), "--from", FROM, "--to", TO, "--format", export_format,
+        "-o", str(target), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    rows = read_export(target, export_format)
+    expected = [row for sensor_id in SENSORS for row in store_rows[sensor_id]]
+    assert len(expected) == 3 * MINUTES
+    assert rows == expected  # order: sensors as asked, each oldest first; values exact
+    data = target.read_bytes()
+    assert summary == {
+        "file": str(target),
+        "format": export_format,
+        "rows": len(expected),
+        "bytes": len(data),
+        "seconds": summary["seconds"],
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    assert summary["seconds"] >= 0
+    assert [path.name for path in target.parent.iterdir()] == [target.name]  # no temp left
+
+
+def test_zip_manifest_describes_the_export(store_rows: dict[str, list[Row]], out: Path) -> None:
+    target = out / "bundle.zip"
+    sensors = ["city-hall.wbgt", "omaezaki-port.tide_level"]
+    result = export(
+        *sensor_args(*sensors), "--from", FROM, "--to", TO, "--format", "zip", "-o", str(target)
+    )
+    assert result.exit_code == 0, result.output
+    rows, manifest = read_zip(target.read_bytes())
+    assert rows == store_rows["city-hall.wbgt"] + store_rows["omaezaki-port.tide_level"]
+    assert manifest["row_count"] == 2 * MINUTES
+    assert json.dumps(manifest).count("city-hall.wbgt") >= 1
+    assert "licence" in manifest
+
+
+def test_human_output_names_the_file_rows_and_checksum(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    target = out / "wind.csv"
+    result = export(
+        *sensor_args("omaezaki-cape.wind_speed"), "--from", FROM, "--to", TO,
+        "--format", "csv", "-o", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    assert f"wrote {MINUTES:,} rows" in result.stdout
+    assert str(target) in result.stdout
+    assert f"sha256 {digest}" in result.stdout
+
+
+def test_hourly_means_equal_the_means_of_the_stored_minutes(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    target = out / "hourly.ndjson"
+    result = export(
+        *sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO,
+        "--every", "1h", "--aggregate", "mean", "--format", "ndjson", "-o", str(target), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = read_export(target, "ndjson")
+    minutes = store_rows["omaezaki-port.tide_level"]
+    assert [row.time for row in rows] == [T0 + timedelta(hours=h) for h in range(48)]
+    for hour, row in enumerate(rows):
+        values = [r.value for r in minutes[hour * 60 : (hour + 1) * 60] if r.value is not None]
+        assert row.value == pytest.approx(sum(values) / len(values), rel=1e-12)
+        assert (row.sensor_id, row.unit) == ("omaezaki-port.tide_level", "m")
+    assert json.loads(result.stdout)["rows"] == 48
+
+
+def test_the_export_is_audited_as_a_cli_action_and_health_reads_are_recorded(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    result = export(
+        *sensor_args("city-hall.wbgt", "omaezaki-port.tide_level"), "--from", FROM, "--to", TO,
+        "--format", "parquet", "-o", str(out / "x.parquet"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    events = audit_events()
+    [action] = [e for e in events if e["operation"] == "cli: export"]
+    assert action["resources"] == ["city-hall.wbgt", "omaezaki-port.tide_level"]
+    assert action["client_id"] is None
+    assert action["details"]["via"] == "cli"
+    assert action["details"]["outcome"] == "ok"
+    assert action["details"]["rows"] == 2 * MINUTES
+    assert action["details"]["query"]["format"] == "parquet"
+    health = [e for e in events if e["details"].get("kind") == "health-read"]
+    assert health
+    assert all(e["resources"] == ["city-hall.wbgt"] for e in health)
+
+
+BAD_INPUT = [
+    (["--from", TO, "--to", FROM], "after"),
+    (["--from", "2026-11-01T09:00:00", "--to", TO], "offset"),
+    (["--from", "yesterday", "--to", TO], "--from"),
+    (["--from", FROM, "--to", TO, "--format", "xlsx"], "unknown format"),
+    (["--from", FROM, "--to", TO, "--every", "1h"], "needs"),
+    (["--from", FROM, "--to", TO, "--every", "1h", "--aggregate", "median"], "median"),
+    (["--from", FROM, "--to", TO, "--every", "10x", "--aggregate", "mean"], "duration"),
+    (["--from", "1960-01-01T00:00:00+09:00", "--to", TO], "--from"),
+    (["--from", FROM, "--to", "2300-01-01T00:00:00+09:00"], "--to"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUT)
+def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
+    store_rows: dict[str, list[Row]], out: Path, argv: list[str], message: str
+) -> None:
+    target = out / "bad.csv"
+    if "--format" not in argv:
+        argv = [*argv, "--format", "csv"]
+    result = export(*sensor_args("omaezaki-port.tide_level"), *argv, "-o", str(target))
+    assert result.exit_code == 2, result.output
+    assert message in flat(result.output)
+    assert list(out.iterdir()) == []
+
+
+def test_too_many_sensors_is_a_usage_error(
+    store_rows: dict[str, list[Row]], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITYOS__EXPORTS__MAX_SENSORS", "2")
+    result = export(
+        *sensor_args(*SENSORS), "--from", FROM, "--to", TO, "--format", "csv",
+        "-o", str(out / "x.csv"),
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "at most 2 per export" in flat(result.output)
+    assert "--sensor" in result.output
+
+
+def test_output_must_be_a_file_in_an_existing_directory(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    common = [*sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO]
+    result = export(*common, "--format", "csv", "-o", str(out / "missing" / "x.csv"))
+    assert result.exit_code == 2
+    assert "does not exist" in flat(result.output)
+    result = export(*common, "--format", "csv", "-o", str(out))
+    assert result.exit_code == 2
+    assert "is a directory" in flat(result.output)
+
+
+def test_an_unknown_sensor_fails_before_anything_is_written(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    target = out / "x.csv"
+    result = export(
+        *sensor_args("omaezaki-port.tide_level", "omaezaki-port.nothing"),
+        "--from", FROM, "--to", TO, "--format", "csv", "-o", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "omaezaki-port.nothing" in result.output
+    assert list(out.iterdir()) == []
+
+
+def _failing_after_first_chunk(failure: BaseException) -> Any:
+    real = export_cli.export_chunks
+
+    def chunks(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        stream = real(*args, **kwargs)
+        try:
+            yield next(stream)
+            raise failure
+        finally:
+            stream.close()
+
+    return chunks
+
+
+def test_ctrl_c_mid_export_leaves_no_file_and_exits_130(
+    store_rows: dict[str, list[Row]], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        export_cli, "export_chunks", _failing_after_first_chunk(KeyboardInterrupt())
+    )
+    target = out / "x.parquet"
+    result = export(
+        *sensor_args(*SENSORS), "--from", FROM, "--to", TO, "--format", "parquet",
+        "-o", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output
+    assert list(out.iterdir()) == []
+    [action] = [e for e in audit_events() if e["operation"] == "cli: export"]
+    assert action["details"]["outcome"] == "interrupted"
+
+
+def test_a_store_failure_mid_export_keeps_the_previous_file(
+    store_rows: dict[str, list[Row]], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = out / "x.csv"
+    target.write_text("yesterday's export\n")
+    failure = RetryableError("the store went away", service="sqlite")
+    monkeypatch.setattr(export_cli, "export_chunks", _failing_after_first_chunk(failure))
+    result = export(
+        *sensor_args(*SENSORS), "--from", FROM, "--to", TO, "--format", "csv", "-o", str(target)
+    )
+    assert result.exit_code == 1, result.output
+    assert "error: the store went away" in result.output
+    assert [path.name for path in out.iterdir()] == ["x.csv"]
+    assert target.read_text() == "yesterday's export\n"
+    [action] = [e for e in audit_events() if e["operation"] == "cli: export"]
+    assert action["details"]["outcome"] == "failed"
+
+
+def test_remote_options_are_checked_before_anything_happens(
+    store_rows: dict[str, list[Row]], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CITYOS_CLIENT_ID", raising=False)
+    common = [
+        *sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO,
+        "--format", "csv", "-o", str(out / "x.csv"),
+    ]  # fmt: skip
+    result = export(*common, "--client-id", "abc")
+    assert result.exit_code == 2
+    assert "need --url" in flat(result.output)
+    result = export(*common, "--url", "http://127.0.0.1:1")
+    assert result.exit_code == 2
+    assert "--client-id" in result.output
+    result = export(*common, "--url", "cityos.example.jp", "--client-id", "abc")
+    assert result.exit_code == 2
+    assert "base URL" in flat(result.output)
+    assert list(out.iterdir()) == []
+
+
+def test_an_unreachable_server_is_a_clear_failure(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = export(
+        *sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO, "--format", "csv",
+        "-o", str(out / "x.csv"), "--url", url, "--client-id", "abc",
+        "--client-secret", "not-a-real-secret",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert f"error: cannot connect to {url}" in result.output
+    assert "not-a-real-secret" not in result.output
+    assert list(out.iterdir()) == []
+
+
+def test_times_in_text_formats_carry_the_japan_offset(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    target = out / "x.ndjson"
+    result = export(
+        *sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO,
+        "--format", "ndjson", "-o", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    first = json.loads(target.read_text().splitlines()[0])
+    assert first["time"] == format_rfc3339(T0) == "2026-11-01T09:00:00+09:00"
+
+
+def test_on_a_terminal_the_progress_bar_counts_points(
+    store_rows: dict[str, list[Row]], out: Path
+) -> None:
+    """stderr on a pseudo-terminal: the bar shows points of the expected total and points/s."""
+    leader, follower = pty.openpty()
+    target = out / "x.csv"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("cityos")), "export", *sensor_args(*SENSORS),
+         "--from", FROM, "--to", TO, "--format", "csv", "-o", str(target)],
+        stdout=subprocess.PIPE, stderr=follower, env=os.environ | {"COLUMNS": "160"},
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert process.wait(timeout=60) == 0
+    text = shown.decode("utf-8", "replace")
+    total = 3 * MINUTES
+    assert f"{total:,} / {total:,} points" in text
+    assert "points/s" in text
+    assert target.name in text
