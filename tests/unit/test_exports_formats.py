@@ -105,6 +105,13 @@ def test_times_equal_format_rfc3339_for_any_microsecond_time(moments: list[datet
     assert texts == [format_rfc3339(m) for m in moments]
 
 
+@given(st.lists(st.integers(min_value=0, max_value=4_102_444_799), min_size=1, max_size=20))
+def test_whole_second_times_take_the_fixed_width_path_and_agree(seconds: list[int]) -> None:
+    moments = [datetime.fromtimestamp(s, UTC) for s in seconds]
+    texts = time_strings(pa.array([s * 1_000_000_000 for s in seconds], pa.int64())).to_pylist()
+    assert texts == [format_rfc3339(m) for m in moments]
+
+
 def test_string_data_is_the_concatenated_strings_of_a_slice() -> None:
     column = pa.array(["ab", "c", "", "def"])
     assert string_data(column) == b"abcdef"
@@ -139,6 +146,10 @@ def test_csv_reads_back_with_pandas() -> None:
 def test_csv_quotes_when_a_unit_needs_it() -> None:
     odd = (Sensor("lab-1.odd", "lab-1", "odd", 'p,"q"', Domain.TOURISM, "odd"),)
     data = encode(CsvEncoder(odd), [row_block(0, [to_ns(T0)], [1.5], ["good"])])
+    assert (
+        data.decode().splitlines()[1]
+        == '2026-11-01T09:00:00+09:00,lab-1.odd,odd,"p,""q""",1.5,good'
+    )
     frame = pd.read_csv(io.BytesIO(data))
     assert frame["unit"].tolist() == ['p,"q"']
     assert frame["value"].tolist() == [1.5]
