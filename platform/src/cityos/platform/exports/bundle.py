@@ -23,9 +23,9 @@ cityos research export
 
 {data_name}    the data, as CSV (UTF-8, comma-separated, header line):
                     time,sensor_id,quantity,unit,value,quality
-                    time: RFC 3339 with the +09:00 offset (Japan time);
-                    rows sensor by sensor (in the order asked), oldest first.
-                    {rows}
+                    time: RFC 3339 with the +09:00 offset (Japan time)
+                    rows: {rows};
+                    sensor by sensor in the order asked, oldest first
 manifest.json       how this file came about: the query, the sensors (units,
                     locations, domains), the licence, when it was generated,
                     the row count and the SHA-256 of {data_name}.
