@@ -12,10 +12,15 @@ import json
 import math
 import os
 import pty
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +399,109 @@ def test_on_a_terminal_the_progress_bar_counts_points(
     assert f"{total:,} / {total:,} points" in text
     assert "points/s" in text
     assert target.name in text
+
+
+class _StandIn(BaseHTTPRequestHandler):
+    """A cityos stand-in that grants any token, then sends part of a CSV and stalls or hangs up."""
+
+    release = threading.Event()
+    hang_up = False
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def do_POST(self) -> None:
+        """The token endpoint."""
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = json.dumps({"access_token": "t", "token_type": "Bearer", "expires_in": 900})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def do_GET(self) -> None:
+        """An export whose body is close-delimited: 2 rows, then half a row."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv; charset=utf-8")
+        self.send_header("X-Cityos-Expected-Rows", "1000")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"time,sensor_id,quantity,unit,value,quality\n")
+        row = "2026-11-01T09:0{}:00+09:00,omaezaki-port.tide_level,tide_level,m,1.5,good\n"
+        self.wfile.write("".join(row.format(i) for i in range(2)).encode())
+        self.wfile.write(b"2026-11-01T09:02:00+09:00,omaezaki-po")
+        self.wfile.flush()
+        if not self.hang_up:
+            self.release.wait(timeout=60)
+        self.close_connection = True
+
+
+@dataclass
+class StandIn:
+    url: str
+    handler: type[_StandIn]
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    handler = type("Handler", (_StandIn,), {"release": threading.Event(), "hang_up": False})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield StandIn(f"http://127.0.0.1:{server.server_address[1]}", handler)
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _remote_argv(url: str, target: Path) -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("cityos")), "export", "--url", url,
+        "--client-id", "abc", *sensor_args("omaezaki-port.tide_level"), "--from", FROM,
+        "--to", TO, "--format", "csv", "-o", str(target),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_download_removes_the_temp_file_and_exits_130(
+    stand_in: StandIn, out: Path, signum: int
+) -> None:
+    target = out / "x.csv"
+    process = subprocess.Popen(
+        _remote_argv(stand_in.url, target),
+        env=os.environ | {"CITYOS_CLIENT_SECRET": "s"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not list(out.iterdir()):  # the .part file: the body is being received
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)  # the stand-in stalls: the command now waits in a read
+    assert process.poll() is None
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert f"interrupted: nothing written to {target}" in stderr
+    assert list(out.iterdir()) == []
+
+
+def test_a_download_cut_off_mid_row_is_a_failure_and_leaves_no_file(
+    stand_in: StandIn, out: Path
+) -> None:
+    stand_in.handler.hang_up = True
+    target = out / "x.csv"
+    result = subprocess.run(
+        _remote_argv(stand_in.url, target),
+        env=os.environ | {"CITYOS_CLIENT_SECRET": "s"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "error: the download broke off after 226 bytes"
+    assert list(out.iterdir()) == []
