@@ -430,3 +430,15 @@ def test_windowed_queries_hide_sensors_like_unknown_ones(runtime: Runtime) -> No
     unknown = gql(client, AGG, id="city-hall.nothing", **arguments)["errors"][0]
     assert hidden["message"].replace("wbgt", "X") == unknown["message"].replace("nothing", "X")
     assert hidden["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize("every", ["999999y", "101y", "1201mo"])
+def test_a_window_longer_than_a_century_is_bad_input(runtime: Runtime, every: str) -> None:
+    query = (
+        'query($every: Duration!) { observations(sensorId: "omaezaki-port.tide_level",'
+        f' from: "{FROM}", to: "{TO}", every: $every, aggregate: MEAN) {{ totalCount }} }}'
+    )
+    result = gql(client_for(runtime, READ_SCOPES), query, every=every)
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "longer than 100 years" in error["message"]

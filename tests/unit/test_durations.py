@@ -41,3 +41,15 @@ def test_calendar_durations_have_no_fixed_length(text: str) -> None:
 def test_malformed_durations(text: str) -> None:
     with pytest.raises(InvalidInput, match="malformed duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["100y", "100fy", "1200mo", "36525d", "5217w", "999999s"])
+def test_durations_up_to_a_hundred_years(text: str) -> None:
+    assert str(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize("text", ["101y", "999999y", "101fy", "1201mo", "36526d", "5219w"])
+def test_durations_over_a_hundred_years_are_refused(text: str) -> None:
+    # beyond this, calendar windows would reach past year 9999 (an INTERNAL error before)
+    with pytest.raises(InvalidInput, match="longer than 100 years"):
+        parse_duration(text)

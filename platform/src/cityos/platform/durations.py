@@ -10,6 +10,10 @@ from cityos.platform.domain.errors import InvalidInput
 
 _PATTERN = re.compile(r"^([1-9][0-9]{0,5})(s|m|h|d|w|mo|y|fy)$")
 _FIXED = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_YEARS = 100
+"""No duration is longer than this (windows beyond it only reach past the calendar's end)."""
+_MAX_SECONDS = MAX_YEARS * 36525 * 864  # 100 Julian years
+_MAX_MONTHS = {"mo": 1, "y": 12, "fy": 12}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,4 +47,11 @@ def parse_duration(text: str) -> Duration:
             "(s m h d w mo y fy), e.g. 30s, 10m, 1h, 1d, 1w, 1mo, 1y, 1fy",
             field="every",
         )
-    return Duration(count=int(match.group(1)), unit=match.group(2))
+    duration = Duration(count=int(match.group(1)), unit=match.group(2))
+    if duration.is_calendar:
+        too_long = duration.count * _MAX_MONTHS[duration.unit] > MAX_YEARS * 12
+    else:
+        too_long = duration.count * _FIXED[duration.unit] > _MAX_SECONDS
+    if too_long:
+        raise InvalidInput(f"duration {duration} is longer than {MAX_YEARS} years", field="every")
+    return duration
