@@ -256,3 +256,6 @@ def test_a_tourism_partner_from_the_cli_sees_tourism_only_and_health_reads_are_a
     assert text.exit_code == 0
     assert nurse["client_id"] in text.stdout
     assert "city-hall.wbgt" in text.stdout
+    # the clients were added on the command line: those events name the OS user, not "anonymous"
+    assert [line for line in text.stdout.splitlines() if "cli: clients add" in line]
+    assert all("  cli (" in line for line in text.stdout.splitlines() if "cli: clients add" in line)

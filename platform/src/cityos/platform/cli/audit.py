@@ -59,9 +59,18 @@ def list_(
         kind = event.details.get("kind", "")
         outcome = event.details.get("outcome")
         typer.echo(
-            f"{format_rfc3339(event.time)}  {event.client_id or 'anonymous'}  {event.operation}"
+            f"{format_rfc3339(event.time)}  {_actor(event)}  {event.operation}"
             f"  [{kind}{'' if outcome is None else ': ' + str(outcome)}]"
             f"  from {event.source_ip or '-'}"
         )
         if event.resources:
             typer.echo(f"    {' '.join(event.resources)}")
+
+
+def _actor(event: AuditEvent) -> str:
+    """Who acted: the client id, the OS user at the command line, else anonymous."""
+    if event.client_id is not None:
+        return event.client_id
+    if event.details.get("via") == "cli":
+        return f"cli ({event.details.get('os_user') or 'unknown user'})"
+    return "anonymous"
