@@ -679,6 +679,8 @@ def report(
             f"{pps * fastest.seconds / points:.2f}x the fastest raw read"
         )
         print(f"        CPU us/row of the first: {_per_row(first.cpu, points)}")
+        sampled = ", ".join(f"{run.sampled_peak_mb:.0f}" for run in runs)
+        print(f"        server RSS peak during each run: {sampled} MB")
         print(
             f"        server peak RSS {peak_mb:.0f} MB (VmHWM, and VmRSS sampled every "
             f"{SAMPLE_S * 1000:.0f} ms; target <= {TARGET_RSS_MB:.0f} MB) {verdict(ok_rss)}"
