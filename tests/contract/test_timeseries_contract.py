@@ -292,6 +292,19 @@ def test_after_cursor_pages_a_long_range_without_loss_or_duplicates(
     assert store.count_range(sensor_id="d.q", start=T0, end=end) == len(times)
 
 
+def test_a_page_of_ten_thousand_and_one_rows(store: TimeSeriesStore) -> None:
+    # GraphQL asks for `first` + 1 rows (first <= 10,000); InfluxDB 1.x answers a non-chunked
+    # query of more than 10,000 rows with its series marked "partial" even when it is whole
+    times = [T0 + timedelta(seconds=i) for i in range(10_050)]
+    store.write([obs("d.q", t, float(i)) for i, t in enumerate(times)])
+    end = times[-1] + timedelta(seconds=1)
+    page = store.query_range(sensor_id="d.q", start=T0, end=end, limit=10_001)
+    assert [o.time for o in page] == times[:10_001]
+    assert [o.value for o in page[-2:]] == [9_999.0, 10_000.0]
+    rest = store.query_range(sensor_id="d.q", start=T0, end=end, limit=10_001, after=page[-1].time)
+    assert [o.time for o in rest] == times[10_001:]
+
+
 # ---------------------------------------------------------------- latest
 
 

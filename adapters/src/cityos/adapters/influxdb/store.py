@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping, Sequence
+from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -131,8 +132,24 @@ class InfluxDbTimeSeriesStore:
             f"AND time >= {time_literal(low)} AND time < {time_literal(high)} "
             f"ORDER BY time ASC LIMIT {int(limit)}"
         )
-        (result,) = self._query(statement, f"reading a range of {sensor_id!r}")
-        return [_observation(sensor_id, columns, row) for _, columns, row in _rows(result)]
+        # Chunked even for one page: InfluxDB 1.x marks a non-chunked series of more than
+        # 10,000 rows "partial" although it is whole (and max-row-limit cuts only those).
+        chunks = stream_chunks(
+            self._http,
+            statement,
+            db=self.database,
+            chunk_size=STREAM_BLOCK_SIZE,
+            context=f"reading a range of {sensor_id!r}",
+        )
+        observations: list[Observation] = []
+        with closing(chunks):
+            for chunk in chunks:
+                width = len(chunk.columns)
+                observations.extend(
+                    _observation(sensor_id, chunk.columns, chunk.cells[at : at + width])
+                    for at in range(0, len(chunk.cells), width)
+                )
+        return observations
 
     def count_range(self, *, sensor_id: str, start: datetime, end: datetime) -> int:
         """Number of observations with start <= time < end."""
