@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,33 +153,3 @@ def test_concurrent_migrations_on_a_fresh_database(db_url: str) -> None:
     finally:
         for cat in catalogs:
             cat.close()
-
-
-def test_facilities_from_before_0004_become_sites_of_their_own(
-    catalog: SqlCatalog, db_url: str
-) -> None:
-    with catalog.engine.begin() as connection:
-        command.upgrade(alembic_config(connection), "0003")
-        connection.execute(
-            sa.text(
-                "INSERT INTO datasets (id, name, source, licence, public, fetched_at, checksum,"
-                " row_count, connector, updated_at) VALUES ('ds', 'ds', 'file', 'CC BY 4.0',"
-                " true, :t, '', 1, 'aed', :t)"
-            ),
-            {"t": datetime(2026, 1, 1, tzinfo=UTC)},
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO facilities (id, dataset_id, source_key, kind, name, lat, lon,"
-                " domain, hazards, attributes, withdrawn, created_at, updated_at) VALUES"
-                " ('ds:1', 'ds', '1', 'aed', 'AED', 34.6, 138.2, 'health', '[]', '{}', false,"
-                " :t, :t)"
-            ),
-            {"t": datetime(2026, 1, 1, tzinfo=UTC)},
-        )
-    catalog.migrate()
-    assert schema_diff(catalog.engine) == []
-    (facility,) = catalog.list_facilities()
-    assert (facility.id, facility.site) == ("ds:1", "ds:1")
-    with catalog.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT site_id FROM facilities")).scalar_one() == "ds:1"

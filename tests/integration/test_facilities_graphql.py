@@ -180,7 +180,7 @@ def test_schema_matches_the_contract() -> None:
         "address: String location: GeoPoint! distanceM: Float hazards: [Hazard!]! "
         "domain: Domain! attributes: JSON dataset: Dataset! sources: [FacilitySource!]! }",
         "type FacilitySource { dataset: Dataset! sourceKey: String! name: String! "
-        "location: GeoPoint! }",
+        "location: GeoPoint! hazards: [Hazard!]! attributes: JSON }",
         "type Dataset { id: ID! name: String! source: String! licence: String! public: Boolean! "
         "fetchedAt: DateTime! rowCount: Int! }",
         "input NearInput { lat: Float! lon: Float! radiusM: Float! }",

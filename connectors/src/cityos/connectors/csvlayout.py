@@ -13,7 +13,8 @@ from cityos.platform.domain.errors import InvalidInput
 Parser = Callable[[str], object]
 
 # Header names (any of these spellings) of the columns every facility list shares.
-KEY_COLUMNS = ("ID", "共通ID", "施設ID", "NO", "番号")
+# The source's own row id first; 共通ID (the national evacuation-site id) only when no other.
+KEY_COLUMNS = ("ID", "施設ID", "NO", "番号", "共通ID")
 NAME_COLUMNS = ("名称", "施設名", "施設名称", "施設・場所名", "name")
 KANA_COLUMNS = ("名称_カナ", "フリガナ", "ふりがな", "よみがな", "カナ")
 ADDRESS_COLUMNS = ("住所", "所在地", "所在地_連結表記", "address")

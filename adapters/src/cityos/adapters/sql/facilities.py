@@ -1,7 +1,4 @@
-"""Idempotent upsert of one dataset and its facilities, keyed by (dataset_id, source_key).
-
-A row's `site_id` is written when it is inserted and never changed by later upserts.
-"""
+"""Idempotent upsert of one dataset and its facilities, keyed by (dataset_id, source_key)."""
 
 from __future__ import annotations
 
@@ -75,8 +72,6 @@ def upsert(
                 | {
                     "dataset_id": dataset.id,
                     "source_key": source_key,
-                    # the site is decided once, when the row first arrives (facilities/merge.py)
-                    "site_id": facility.site,
                     "withdrawn": False,
                     "created_at": now,
                     "updated_at": now,

@@ -186,8 +186,7 @@ def facility_from_row(row: RowMapping) -> Facility:
         hazards=frozenset(row["hazards"] or ()),
         attributes=dict(row["attributes"] or {}),
         withdrawn=bool(row["withdrawn"]),
-        # None when the row is a site of its own (the domain's normal form)
-        site_id=row["site_id"] if row["site_id"] != row["id"] else None,
+        imported_at=row["created_at"],
     )
 
 

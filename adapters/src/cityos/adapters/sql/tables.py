@@ -128,8 +128,6 @@ facilities = sa.Table(
     sa.Column("id", Key, primary_key=True),
     sa.Column("dataset_id", Key, sa.ForeignKey("datasets.id"), nullable=False),
     sa.Column("source_key", sa.Text(), nullable=False),
-    # the place this row describes: rows of other sources that match it share it (0004)
-    sa.Column("site_id", Key, nullable=False, index=True),
     sa.Column("kind", sa.String(), nullable=False, index=True),
     sa.Column("name", sa.Text(), nullable=False),
     sa.Column("name_kana", sa.Text(), nullable=True),

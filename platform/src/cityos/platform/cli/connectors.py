@@ -205,8 +205,8 @@ def _echo_summary(document: dict[str, Any]) -> None:
     if document["merged"]:
         merged = int(document["merged"])
         typer.echo(
-            f"  merged {merged} new row{'' if merged == 1 else 's'} into places known from "
-            "other sources (same 共通ID, or the same name within 50 m)"
+            f"  merged: {merged} row{' describes a place' if merged == 1 else 's describe places'}"
+            " that other sources have too (same 共通ID, or the same name within 50 m)"
         )
     if document["skipped"]:
         kinds = ", ".join(f"{kind} {n}" for kind, n in document["skipped_kinds"].items())

@@ -108,14 +108,8 @@ class Facility:
     hazards: frozenset[str] = frozenset()
     attributes: dict[str, Any] = field(default_factory=dict)
     withdrawn: bool = False
-    # The place this row describes; rows of other sources that match it share it. None: the
-    # row's own id (it matched nothing when it was first imported).
-    site_id: str | None = None
-
-    @property
-    def site(self) -> str:
-        """The id of the place this row describes (shared with matching rows of other sources)."""
-        return self.site_id or self.id
+    # when the row was first imported (set by the catalog; not part of the row's content)
+    imported_at: datetime | None = field(default=None, compare=False)
 
 
 class AlertStatus(enum.StrEnum):

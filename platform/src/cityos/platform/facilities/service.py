@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import Dataset, Domain, Facility, GeoPoint
+from cityos.platform.facilities.geo import great_circle_m
+from cityos.platform.facilities.merge import group_sites
 from cityos.platform.paging import Page, check_first, decode_cursor, encode_cursor
 from cityos.platform.ports import Catalog
 from cityos.platform.security import Principal
 
 MAX_FACILITIES_PER_PAGE = 1000
-EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
 TOKYO = ZoneInfo("Asia/Tokyo")
 OPENING_HOURS = "opening_hours"
 """Attribute with per-weekday hours: {"mon": {"open": "08:30", "close": "17:15"}, "sun": None}."""
@@ -64,22 +65,14 @@ class FacilitySource:
 class FoundFacility:
     """A visible facility (a site), its main dataset, its sources, its distance from `near`.
 
-    `facility` is the site's main row (the first one imported that the caller may see) with
-    the site's id and the hazards of all its visible rows; `sources` lists every visible row.
+    `facility` is the site's main row (the first imported of those the caller may see), with
+    the hazards of all of them; `sources` lists every row the caller may see, main first.
     """
 
     facility: Facility
     dataset: Dataset
     distance_m: float | None = None
     sources: tuple[FacilitySource, ...] = ()
-
-
-def great_circle_m(a: GeoPoint, b: GeoPoint) -> float:
-    """Haversine distance in metres between two WGS 84 points on the mean-radius sphere."""
-    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
-    dlat, dlon = lat2 - lat1, math.radians(b.lon - a.lon)
-    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def check_near(near: Near) -> None:
@@ -156,25 +149,24 @@ def _matches(facility: Facility, filters: FacilityFilter) -> bool:
 def _visible_sites(
     facilities: Iterable[Facility], datasets: Mapping[str, Dataset], principal: Principal
 ) -> list[tuple[FacilitySource, ...]]:
-    """The rows the caller may see, grouped by site; each group's main row first."""
-    sites: dict[str, list[FacilitySource]] = {}
-    for facility in facilities:
-        dataset = datasets.get(facility.dataset_id)
-        if dataset is None or not _can_see(principal, dataset, facility.domain):
-            continue
-        sites.setdefault(facility.site, []).append(FacilitySource(facility, dataset))
+    """The rows the caller may see, grouped by the place they describe; main row first."""
+    visible = [
+        facility
+        for facility in facilities
+        if (dataset := datasets.get(facility.dataset_id)) is not None
+        and _can_see(principal, dataset, facility.domain)
+    ]
     return [
-        tuple(sorted(rows, key=lambda row: (row.facility.id != site, row.facility.id)))
-        for site, rows in sites.items()
+        tuple(FacilitySource(row, datasets[row.dataset_id]) for row in site)
+        for site in group_sites(visible)
     ]
 
 
 def _site(sources: tuple[FacilitySource, ...]) -> FacilitySource:
-    """The site as one facility: its main row, under the site id, with every row's hazards."""
+    """The site as one facility: its main row (id and fields) with every row's hazards."""
     main = sources[0]
     hazards = frozenset().union(*(row.facility.hazards for row in sources))
-    site = replace(main.facility, id=main.facility.site, hazards=hazards)
-    return FacilitySource(site, main.dataset)
+    return FacilitySource(replace(main.facility, hazards=hazards), main.dataset)
 
 
 def _found(

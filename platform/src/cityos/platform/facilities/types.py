@@ -109,6 +109,12 @@ class DatasetType:
         )
 
 
+def _hazards(hazards: frozenset[str]) -> list[HazardEnum]:
+    """The known hazards in CONTRACT.md's order."""
+    ordered = sorted(hazards, key=lambda h: _HAZARD_ORDER.get(h, 99))
+    return [HazardEnum(h) for h in ordered if h in _HAZARD_ORDER]
+
+
 @strawberry.type(
     name="FacilitySource",
     description="One source's record of a facility (provenance): the dataset and its row",
@@ -120,6 +126,8 @@ class FacilitySourceType:
     source_key: str = strawberry.field(description="The row's own id in that source (NO / ID)")
     name: str = strawberry.field(description="The name as that source spells it")
     location: GeoPointType = strawberry.field(description="The position that source gives")
+    hazards: list[HazardEnum] = strawberry.field(description="The hazards that source flags")
+    attributes: JSON | None = strawberry.field(description="That source's other columns")
 
     @classmethod
     def of(cls, source: FacilitySource) -> FacilitySourceType:
@@ -130,6 +138,8 @@ class FacilitySourceType:
             source_key=row.source_key,
             name=row.name,
             location=GeoPointType(lat=row.location.lat, lon=row.location.lon),
+            hazards=_hazards(row.hazards),
+            attributes=cast(JSON, row.attributes) if row.attributes else None,
         )
 
 
@@ -152,7 +162,7 @@ class FacilityType:
         description="The source's other columns; `opening_hours` per weekday where known"
     )
     dataset: DatasetType = strawberry.field(
-        description="The dataset of the main record (the first imported that you may see)"
+        description="The dataset of the main record (the first imported of those you may see)"
     )
     sources: list[FacilitySourceType] = strawberry.field(
         description="Every source describing this place that you may see (same 共通ID, or the "
@@ -171,11 +181,7 @@ class FacilityType:
             address=facility.address,
             location=GeoPointType(lat=facility.location.lat, lon=facility.location.lon),
             distance_m=found.distance_m,
-            hazards=[
-                HazardEnum(h)
-                for h in sorted(facility.hazards, key=lambda h: _HAZARD_ORDER.get(h, 99))
-                if h in _HAZARD_ORDER
-            ],
+            hazards=_hazards(facility.hazards),
             domain=DomainEnum.of(facility.domain),
             attributes=cast(JSON, facility.attributes) if facility.attributes else None,
             dataset=DatasetType.of(found.dataset),

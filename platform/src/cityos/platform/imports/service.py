@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import Dataset, Domain, Facility, GeoPoint
-from cityos.platform.facilities.merge import assign_sites
+from cityos.platform.facilities.merge import joining_rows
 from cityos.platform.imports.alerts import import_alerts, yields_alerts
 from cityos.platform.imports.summary import ImportRejection, ImportSummary
 from cityos.platform.ports import (
@@ -138,13 +138,12 @@ def _facility(record: FacilityRecord, ds_id: str) -> Facility:
     )
 
 
-def _with_sites(catalog: Catalog, facilities: list[Facility]) -> tuple[list[Facility], int]:
-    """The facilities with their sites (matched against other sources); how many joined one."""
+def _joining(catalog: Catalog, facilities: list[Facility]) -> int:
+    """How many of the facilities describe a place another dataset has too (for the summary)."""
     if not facilities:
-        return facilities, 0
-    kinds = frozenset(facility.kind for facility in facilities)
-    stored = catalog.list_facilities(kinds=kinds, include_withdrawn=True)
-    return assign_sites(facilities, stored=stored, dataset_id=facilities[0].dataset_id)
+        return 0
+    stored = catalog.list_facilities(kinds=frozenset(facility.kind for facility in facilities))
+    return joining_rows(facilities, stored)
 
 
 def _import_one(
@@ -197,8 +196,8 @@ def _import_one(
     if dry_run:  # a dry run never reads or writes the catalog
         counts = UpsertCounts()
     else:
-        facilities, merged = _with_sites(catalog, facilities)
         counts = catalog.upsert_dataset_facilities(dataset, facilities)
+        merged = _joining(catalog, facilities)
     return ImportSummary(
         datasets=(ds_id,),
         read=read,

@@ -34,7 +34,7 @@ class ImportSummary:
     dry_run: bool = False
     skipped: int = 0
     skipped_kinds: tuple[tuple[str, int], ...] = ()
-    merged: int = 0  # inserted rows that joined a site of another source (the same place)
+    merged: int = 0  # rows describing a place that another source has too (one facility)
 
     def __add__(self, other: ImportSummary) -> ImportSummary:
         kinds = Counter(dict(self.skipped_kinds))
