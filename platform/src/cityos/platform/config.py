@@ -180,6 +180,9 @@ class ExportsSettings(BaseModel):
     max_range_days: int = Field(
         default=3660, ge=1, description="longest time range of one export (raw or aggregated)"
     )
+    max_concurrent: int = Field(
+        default=2, ge=1, description="exports (and manifests) streamed at once by one process"
+    )
 
 
 class ApiSettings(BaseModel):
