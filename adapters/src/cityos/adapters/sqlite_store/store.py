@@ -56,10 +56,12 @@ WHERE sensor_id = ? AND time_ns >= ? AND time_ns < ?
 ORDER BY time_ns LIMIT ?
 """
 
-_STREAM = """
+# One block per statement, keyed on the last time read: no read snapshot (which would hold back
+# WAL checkpoints) stays open while the consumer of a stream is slow.
+_STREAM_BLOCK = """
 SELECT time_ns, value, quality FROM observations
 WHERE sensor_id = ? AND time_ns >= ? AND time_ns < ?
-ORDER BY time_ns
+ORDER BY time_ns LIMIT ?
 """
 
 _COUNT = "SELECT count(*) FROM observations WHERE sensor_id = ? AND time_ns >= ? AND time_ns < ?"
@@ -266,7 +268,11 @@ class SqliteTimeSeriesStore:
         end: datetime,
         block_size: int = STREAM_BLOCK_SIZE,
     ) -> Generator[ObservationBlock, None, None]:
-        """Observations with start <= time < end, oldest first, fetched block by block."""
+        """Observations with start <= time < end, oldest first, one keyed query per block.
+
+        No reader or snapshot is held between blocks: rows written meanwhile after the last
+        time read appear in later blocks, rows written behind it do not.
+        """
         if block_size <= 0:
             raise InvalidInput(f"block size must be positive, got {block_size}", field="block_size")
         low, high = _bound_ns(start), _bound_ns(end)  # bad bounds fail now, not at next()
@@ -275,19 +281,16 @@ class SqliteTimeSeriesStore:
     def _stream(
         self, sensor_id: str, low: int, high: int, block_size: int
     ) -> Generator[ObservationBlock, None, None]:
-        if low >= high:
-            return
-        with self._reader() as conn:
-            cursor = conn.execute(_STREAM, (sensor_id, low, high))
-            try:
-                while rows := cursor.fetchmany(block_size):
-                    times_ns, values, qualities = zip(*rows, strict=True)
-                    yield ObservationBlock(sensor_id, times_ns, values, qualities)
-            finally:
-                # an unfinished statement would keep the connection's read snapshot (and
-                # hold back WAL checkpoints) after it went back to the pool
-                with suppress(sqlite3.Error):  # the store may be closed meanwhile
-                    cursor.close()
+        while low < high:
+            with self._reader() as conn:
+                rows = conn.execute(_STREAM_BLOCK, (sensor_id, low, high, block_size)).fetchall()
+            if not rows:
+                return
+            times_ns, values, qualities = zip(*rows, strict=True)
+            yield ObservationBlock(sensor_id, times_ns, values, qualities)
+            if len(rows) < block_size:
+                return
+            low = times_ns[-1] + 1  # the next block starts after the last time read
 
     def latest(self, sensor_ids: Sequence[str]) -> dict[str, Observation]:
         """The newest observation of each sensor that has one, in one SQL statement."""
