@@ -131,7 +131,7 @@ def test_csv_reads_back_with_pandas() -> None:
     data = encode(CsvEncoder(SENSORS), blocks())
     lines = data.decode().splitlines()
     assert lines[0] == "time,sensor_id,quantity,unit,value,quality"
-    assert lines[1] == "2026-11-01T09:00:00+09:00,omaezaki-port.tide_level,tide_level,m,0,good"
+    assert lines[1] == "2026-11-01T09:00:00+09:00,omaezaki-port.tide_level,tide_level,m,0.0,good"
     assert '"' not in data.decode()
     frame = pd.read_csv(io.BytesIO(data))
     assert list(frame.columns) == list(COLUMNS)
@@ -141,6 +141,27 @@ def test_csv_reads_back_with_pandas() -> None:
         for t, s, q, u, v, k in zip(times, *(frame[c] for c in COLUMNS[1:]), strict=True)
     ]
     assert got == expected()
+
+
+WHOLE = [0.0, -0.0, 1.0, -5.0, 42.0, 123456789012.0, 1e20, 2.0**53]
+
+
+def test_a_csv_column_of_whole_numbers_reads_back_as_float64() -> None:
+    block = row_block(0, [to_ns(T0)] * len(WHOLE), WHOLE, ["good"] * len(WHOLE))
+    data = encode(CsvEncoder(SENSORS), [block])
+    assert [line.split(",")[4] for line in data.decode().splitlines()[1:4]] == ["0.0", "-0.0", "1.0"]
+    frame = pd.read_csv(io.BytesIO(data))
+    assert frame["value"].dtype == "float64"
+    assert frame["value"].tolist() == WHOLE
+    assert math.copysign(1, frame["value"][1]) == -1
+
+
+@given(st.lists(st.floats(allow_nan=False), min_size=1, max_size=50))
+def test_csv_values_read_back_as_the_same_doubles(values: list[float]) -> None:
+    block = row_block(0, [to_ns(T0)] * len(values), values, ["good"] * len(values))
+    frame = pd.read_csv(io.BytesIO(encode(CsvEncoder(SENSORS), [block])))
+    assert frame["value"].dtype == "float64"
+    assert frame["value"].tolist() == values
 
 
 def test_csv_quotes_when_a_unit_needs_it() -> None:
@@ -182,6 +203,19 @@ def test_ndjson_values_round_trip_exactly_and_non_finite_ones_are_null(
     data = encode(NdjsonEncoder(SENSORS), [block])
     got = [json.loads(line)["value"] for line in data.splitlines()]
     assert got == [v if math.isfinite(v) else None for v in values]
+    assert all(isinstance(v, float) for v in got if v is not None)
+
+
+def test_ndjson_writes_whole_numbers_as_floats() -> None:
+    block = row_block(0, [to_ns(T0)] * len(WHOLE), WHOLE, ["good"] * len(WHOLE))
+    lines = encode(NdjsonEncoder(SENSORS), [block]).decode().splitlines()
+    assert '"value":0.0,' in lines[0]
+    assert '"value":-5.0,' in lines[3]
+    got = [json.loads(line)["value"] for line in lines]
+    assert got == WHOLE
+    assert all(type(v) is float for v in got)
+    frame = pd.read_json(io.StringIO("\n".join(lines)), lines=True)
+    assert frame["value"].dtype == "float64"
 
 
 def test_ndjson_escapes_what_json_must() -> None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -24,6 +25,8 @@ ROW_GROUP_ROWS = 131_072
 """Rows per Parquet row group (readers skip and parallelise by row group; DuckDB writes
 122,880): big enough for fast scans, small enough to keep the server's memory low."""
 _CSV_STRUCTURAL = (",", '"', "\r", "\n")
+_INTEGER_TEXT = r"^-?[0-9]+$"
+"""A value Arrow wrote without a fraction or exponent ("0", "-5"): readers would see an int."""
 _DICTIONARY_COLUMNS = ("sensor_id", "quantity", "unit", "quality")
 
 
@@ -105,7 +108,7 @@ class CsvEncoder:
         lines = pc.binary_join_element_wise(
             time_strings(block.times_ns),
             self._middles[block.sensor],
-            block.values.cast(pa.string()),
+            value_strings(block.values),
             self._endings.take(block.qualities),
             "",
         )
@@ -121,6 +124,22 @@ def csv_field(text: str) -> str:
     if any(mark in text for mark in _CSV_STRUCTURAL):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+def value_strings(values: pa.DoubleArray) -> pa.StringArray:
+    """Values in the shortest form that reads back to the same double, always as a float.
+
+    Whole numbers get ".0" ("0.0", "-5.0", never "0"): pandas reads a CSV column of "0", "1"
+    as int64 and JSON parsers give ints, while the value column is float64 everywhere else.
+    Exponent forms ("1e+20") and "nan"/"inf" are floats to every reader already.
+    """
+    text: pa.StringArray = values.cast(pa.string())
+    numbers = values.to_numpy(zero_copy_only=False)
+    if not (numbers == np.trunc(numbers)).any():  # the common case: no whole number at all
+        return text
+    whole = pc.match_substring_regex(text, _INTEGER_TEXT)
+    joined: pa.StringArray = pc.binary_join_element_wise(text, pc.if_else(whole, ".0", ""), "")
+    return joined
 
 
 class NdjsonEncoder:
@@ -151,7 +170,7 @@ class NdjsonEncoder:
         """The block's rows as JSON lines."""
         if not len(block):
             return b""
-        values = pc.if_else(pc.is_finite(block.values), block.values.cast(pa.string()), "null")
+        values = pc.if_else(pc.is_finite(block.values), value_strings(block.values), "null")
         lines = pc.binary_join_element_wise(
             '{"time":"',
             time_strings(block.times_ns),
