@@ -114,6 +114,23 @@ def test_update_bad_values_are_usage_errors(
     assert device["name"] == "御前崎港 潮位計"  # nothing was changed
 
 
+@pytest.mark.parametrize("unit", ["=cmd|'/C.calc'!A0", "+1", "-x", "@SUM(1)"])
+@pytest.mark.parametrize("command", ["add", "update"])
+def test_a_unit_a_spreadsheet_would_run_is_refused(
+    runner: CliRunner, command: str, unit: str
+) -> None:
+    if command == "add":
+        argv = [*ADD[: ADD.index("--sensor")], "--sensor", f"tide_level:{unit}", "--json"]
+    else:
+        assert runner.invoke(app, ADD).exit_code == 0
+        argv = ["devices", "update", "omaezaki-port", "--sensor", f"rain:{unit}"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert "may not start with =, +, - or @" in " ".join(result.stderr.replace("│", " ").split())
+    devices = run_json(runner, "devices", "list")
+    assert all(s["unit"] != unit for d in devices for s in d["sensors"])
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from cityos.platform.devices.credentials import hash_password, verify_password
-from cityos.platform.devices.service import SensorSpec, build_device, parse_sensor_spec
+from cityos.platform.devices.service import (
+    SensorSpec,
+    build_device,
+    parse_sensor_spec,
+    sensor_spec,
+)
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import Domain, GeoPoint
 
@@ -31,6 +36,25 @@ def test_sensor_spec_forms() -> None:
 def test_bad_sensor_specs(spec: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_sensor_spec(spec)
+
+
+@pytest.mark.parametrize("unit", ["=1+1", "+cmd", "-2", "@SUM(A1)", "=HYPERLINK(x)"])
+def test_units_that_a_spreadsheet_would_run_as_a_formula_are_refused(unit: str) -> None:
+    with pytest.raises(InvalidInput, match="may not start with =, \\+, - or @"):
+        sensor_spec("tide_level", unit)
+    with pytest.raises(InvalidInput, match="formula"):
+        parse_sensor_spec(f"tide_level:{unit}:0:1")
+
+
+@pytest.mark.parametrize("unit", ["\tm", "\rm", "m\t"])
+def test_units_with_tabs_or_carriage_returns_are_refused(unit: str) -> None:
+    with pytest.raises(InvalidInput, match="unit must be"):
+        sensor_spec("tide_level", unit)
+
+
+@pytest.mark.parametrize("unit", ["m", "Cel", "m/s", "%", "1/min", "mm/h", "%RH", "dB"])
+def test_ordinary_units_are_accepted(unit: str) -> None:
+    assert sensor_spec("tide_level", unit).unit == unit
 
 
 def _build(**overrides: object) -> object:

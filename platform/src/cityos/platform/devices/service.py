@@ -15,6 +15,9 @@ from cityos.platform.ports import Catalog
 
 MAX_NAME_LENGTH = 200
 MAX_UNIT_LENGTH = 32
+FORMULA_STARTS = ("=", "+", "-", "@")
+"""What a unit may not start with: spreadsheets run such a CSV cell as a formula (exports).
+(Tab, CR and every other control character fail the unit's `isprintable` check already.)"""
 
 
 class DeviceRevoked(CityosError):
@@ -60,6 +63,11 @@ def sensor_spec(
     check_quantity(quantity)
     if not unit or len(unit) > MAX_UNIT_LENGTH or not unit.isprintable() or " " in unit:
         raise InvalidInput(f"sensor {label!r}: unit must be a SenML unit symbol such as m or Cel")
+    if unit.startswith(FORMULA_STARTS):
+        raise InvalidInput(
+            f"sensor {label!r}: unit may not start with =, +, - or @ "
+            "(a spreadsheet opening an export would run it as a formula)"
+        )
     for what, bound in (("MIN", valid_min), ("MAX", valid_max)):
         if bound is not None and not math.isfinite(bound):
             raise InvalidInput(f"sensor {label!r}: {what} must be finite")
