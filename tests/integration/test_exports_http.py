@@ -145,8 +145,8 @@ def test_the_linked_manifest_describes_the_download(api: Api, export_format: str
     data = response.content
     disposition = response.headers["content-disposition"]
     assert disposition == (
-        f'attachment; filename="cityos-observations-20261119T150000Z-20261209T150000Z.'
-        f'{export_format}"'
+        f'attachment; filename="cityos-observations-{TIDE}-and-1-more-'
+        f'20261119T150000Z-20261209T150000Z.{export_format}"'
     )
     link, rel = response.headers["link"].split(";", 1)
     assert 'rel="describedby"' in rel
@@ -160,6 +160,19 @@ def test_the_linked_manifest_describes_the_download(api: Api, export_format: str
     assert manifest["row_count"] == len(rows_of(data, export_format))
     assert manifest["data_file"]["name"] == disposition.split('"')[1]
     assert manifest["licence"] == LICENCE
+
+
+def test_exports_of_different_sensors_over_one_range_have_different_file_names(
+    api: Api,
+) -> None:
+    names = {
+        api.get(export_params([sensor], FROM, TO, "csv")).headers["content-disposition"]
+        for sensor in (TIDE, WATER, WIND)
+    }
+    assert names == {
+        f'attachment; filename="cityos-observations-{s}-20261119T150000Z-20261209T150000Z.csv"'
+        for s in (TIDE, WATER, WIND)
+    }
 
 
 def test_parquet_carries_schema_and_provenance(api: Api) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from cityos.platform.exports.rows import time_slices
 from cityos.platform.exports.service import (
     ExportPlan,
     export_chunks,
+    export_filename,
     export_manifest,
     plan_export,
 )
@@ -119,7 +121,9 @@ def test_a_plan_has_the_sensors_in_order_the_exact_row_count_and_a_file_name() -
     made = plan(request(WBGT.id, TIDE.id, fmt="parquet"), store=store)
     assert made.sensors == (WBGT, TIDE)
     assert made.expected_rows == 6000
-    assert made.filename == "cityos-observations-20261031T150000Z-20261103T150000Z.parquet"
+    assert made.filename == (
+        "cityos-observations-city-hall.wbgt-and-1-more-20261031T150000Z-20261103T150000Z.parquet"
+    )
     assert made.media_type == "application/vnd.apache.parquet"
     assert store.open_streams == 0
 
@@ -130,6 +134,40 @@ def test_an_aggregated_plan_bounds_the_rows_by_windows_and_data() -> None:
     assert made.filename.endswith("-1d-max.zip")
     assert made.data_format is ExportFormat.CSV
     assert made.data_name == "observations.csv"
+
+
+def test_file_names_name_the_sensors_so_exports_of_one_range_do_not_collide() -> None:
+    one = export_filename(request(TIDE.id))
+    other = export_filename(request(WBGT.id))
+    both = export_filename(request(TIDE.id, WBGT.id, every="1mo", agg="max", fmt="zip"))
+    assert (
+        one == "cityos-observations-omaezaki-port.tide_level-20261031T150000Z-20261103T150000Z.csv"
+    )
+    assert other == "cityos-observations-city-hall.wbgt-20261031T150000Z-20261103T150000Z.csv"
+    assert both == (
+        "cityos-observations-omaezaki-port.tide_level-and-1-more-"
+        "20261031T150000Z-20261103T150000Z-1mo-max.zip"
+    )
+    many = [f"buoy-{n}.wave_height" for n in range(12)]
+    assert export_filename(request(*many)).startswith(
+        "cityos-observations-buoy-0.wave_height-and-11-more-"
+    )
+
+
+def test_file_names_are_safe_ascii_of_bounded_length() -> None:
+    odd = ExportRequest(
+        ('we"ird/..\\name;x=1\r\n潮位.' + "q" * 200, TIDE.id),
+        T0,
+        T0 + timedelta(days=1),
+        None,
+        None,
+        ExportFormat.CSV,
+    )
+    name = export_filename(odd)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", name), name
+    assert name.startswith("cityos-observations-we_ird_.._name_x_1___")
+    assert "-and-1-more-20261031T150000Z-20261101T150000Z.csv" in name
+    assert len(name) < 150
 
 
 def test_without_export_read_the_plan_is_forbidden() -> None:

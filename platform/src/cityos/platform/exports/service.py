@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import re
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ from cityos.platform.timefmt import format_rfc3339
 
 EXPORT_PATH = "/exports/observations"
 """Where the HTTP API serves exports (the manifest: this + `/manifest`)."""
+MAX_SENSOR_IN_NAME = 64
+"""Characters of the first sensor id kept in a download's file name."""
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
 AUDIT_OPERATION = "export"
 """The audit log's operation for an export that includes health-domain sensors."""
 
@@ -82,7 +86,7 @@ def plan_export(
         sensors=tuple(sensors),
         licence=licence,
         expected_rows=expected,
-        filename=_filename(request),
+        filename=export_filename(request),
         media_type=request.format.media_type,
     )
 
@@ -101,12 +105,21 @@ def _expected_rows(
     return total
 
 
-def _filename(request: ExportRequest) -> str:
+def export_filename(request: ExportRequest) -> str:
+    """The download's file name: sensor, range (UTC), windows, extension; only [A-Za-z0-9._-].
+
+    `cityos-observations-<first sensor>[-and-<n>-more]-<from>-<to>[-<every>-<aggregate>].<ext>`,
+    so that exports of different sensors over one range do not overwrite each other.
+    """
+    first = _UNSAFE_IN_NAME.sub("_", request.sensor_ids[0])[:MAX_SENSOR_IN_NAME]
+    more = len(request.sensor_ids) - 1
+    sensor = first if more == 0 else f"{first}-and-{more}-more"
     start, end = (
         t.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") for t in (request.start, request.end)
     )
     shape = "" if request.every is None else f"-{request.every}-{request.aggregate}"
-    return f"cityos-observations-{start}-{end}{shape}.{request.format.extension}"
+    name = f"cityos-observations-{sensor}-{start}-{end}{shape}.{request.format.extension}"
+    return _UNSAFE_IN_NAME.sub("_", name)
 
 
 def export_chunks(
