@@ -59,6 +59,16 @@ def test_format_defaults_to_csv_and_empty_values_count_as_absent() -> None:
     assert request.format is ExportFormat.CSV
     assert request.every is None
     assert request.aggregate is None
+    assert request.windows is None
+
+
+def test_every_and_aggregate_go_together_in_a_request() -> None:
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+    hourly = ExportRequest(("a-dev.x",), start, end, Duration(1, "h"), "max", ExportFormat.CSV)
+    assert hourly.windows == (Duration(1, "h"), "max")
+    for every, aggregate in ((Duration(1, "h"), None), (None, "mean")):
+        with pytest.raises(ValueError, match="both given or neither"):
+            ExportRequest(("a-dev.x",), start, end, every, aggregate, ExportFormat.CSV)
 
 
 def test_query_params_are_canonical() -> None:

@@ -137,7 +137,7 @@ def create_app(
         allow_queries_via_get=False,
     )
     app.include_router(graphql, prefix="/graphql")
-    app.include_router(exports_router(runtime, gatekeeper.admit))
+    app.include_router(exports_router(runtime, admit=gatekeeper.admit, source_ip=source_ip))
     if runtime.auth is not None:  # /oauth/* and /.well-known/* of the authorization server
         app.include_router(runtime.auth.router)
 

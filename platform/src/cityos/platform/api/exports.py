@@ -30,10 +30,8 @@ from cityos.platform.domain.errors import (
 from cityos.platform.exports.request import parse_export_request
 from cityos.platform.exports.service import (
     EXPORT_PATH,
-    DataDigest,
+    DescribedData,
     ExportPlan,
-    build_manifest,
-    data_chunks,
     export_chunks,
     plan_export,
 )
@@ -50,6 +48,7 @@ EXPOSED_HEADERS = ("Content-Disposition", "Link", EXPECTED_ROWS_HEADER)
 RETRY_AFTER_SECONDS = 30
 
 Admit = Callable[[Request], Awaitable[Principal]]
+SourceIp = Callable[[Request], str | None]
 
 
 class ExportRefused(Exception):
@@ -138,7 +137,7 @@ class ExportResponse(StreamingResponse):
             )
 
 
-def exports_router(runtime: Runtime, admit: Admit) -> APIRouter:
+def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> APIRouter:
     """The export routes; `admit` authenticates and rate-limits the caller (401, 429)."""
     router = APIRouter()
     metrics = runtime.metrics
@@ -148,10 +147,7 @@ def exports_router(runtime: Runtime, admit: Admit) -> APIRouter:
         params: dict[str, list[str]] = {}
         for name, value in request.query_params.multi_items():
             params.setdefault(name, []).append(value)
-        trail = AuditTrail(
-            client_id=principal.client_id,
-            source_ip=request.client.host if request.client is not None else None,
-        )
+        trail = AuditTrail(client_id=principal.client_id, source_ip=source_ip(request))
         try:
             export = parse_export_request(params, limits=runtime.settings.exports)
             return await asyncio.to_thread(
@@ -189,22 +185,17 @@ def exports_router(runtime: Runtime, admit: Admit) -> APIRouter:
             export = await plan(request)
         except ExportRefused as refused:
             return refused.response()
-        generated_at = datetime.now(UTC)
-        digest = DataDigest(None)
-        chunks = digest.wrap(data_chunks(export, store=runtime.store, on_rows=digest.count))
+        data = DescribedData(export, store=runtime.store, generated_at=datetime.now(UTC))
         metrics.exports_in_progress.inc()
         try:
-            while await anyio.to_thread.run_sync(next, chunks, None) is not None:
+            while await anyio.to_thread.run_sync(next, data.chunks, None) is not None:
                 if await request.is_disconnected():
                     return Response(status_code=499)
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(chunks.close)
+                await anyio.to_thread.run_sync(data.chunks.close)
             metrics.exports_in_progress.dec()
-        manifest = build_manifest(
-            export, generated_at=generated_at, row_count=digest.rows, sha256=digest.hexdigest()
-        )
-        return JSONResponse(manifest, headers={"Cache-Control": "no-store"})
+        return JSONResponse(data.manifest(), headers={"Cache-Control": "no-store"})
 
     return router
 
@@ -218,6 +209,6 @@ def _headers(plan: ExportPlan) -> dict[str, str]:
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
     }
-    if plan.expected_rows is not None and plan.request.every is None:
+    if plan.request.windows is None:  # exact; for windows only an upper bound is known
         headers[EXPECTED_ROWS_HEADER] = str(plan.expected_rows)
     return headers

@@ -68,17 +68,24 @@ class ExportRequest:
     aggregate: str | None
     format: ExportFormat
 
+    def __post_init__(self) -> None:
+        if (self.every is None) != (self.aggregate is None):
+            raise ValueError("an export's `every` and `aggregate` are both given or neither")
+
     @property
-    def aggregated(self) -> bool:
-        """Whether rows are `aggregate` per `every` window rather than raw observations."""
-        return self.every is not None
+    def windows(self) -> tuple[Duration, str] | None:
+        """(every, aggregate) when rows are windows; None when they are raw observations."""
+        if self.every is None or self.aggregate is None:
+            return None
+        return self.every, self.aggregate
 
     def query_params(self) -> list[tuple[str, str]]:
         """The canonical HTTP query parameters (`sensor` repeated), times in +09:00."""
         params = [("sensor", sensor_id) for sensor_id in self.sensor_ids]
         params += [("from", format_rfc3339(self.start)), ("to", format_rfc3339(self.end))]
-        if self.every is not None and self.aggregate is not None:
-            params += [("every", str(self.every)), ("aggregate", self.aggregate)]
+        if self.windows is not None:
+            every, aggregate = self.windows
+            params += [("every", str(every)), ("aggregate", aggregate)]
         params.append(("format", self.format.value))
         return params
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
 from cityos.platform.domain.model import Sensor
 from cityos.platform.durations import Duration
@@ -31,11 +32,12 @@ def row_blocks(
 
     Closing this generator closes the store read in progress at once.
     """
+    windows = request.windows
     for index, sensor in enumerate(sensors):
-        if request.every is None:
+        if windows is None:
             yield from _raw(index, sensor, request, store)
         else:
-            yield from _windows(index, sensor, request, request.every, store)
+            yield from _windows(index, sensor, request, *windows, store=store)
 
 
 def _raw(
@@ -50,14 +52,19 @@ def _raw(
 
 
 def _windows(
-    index: int, sensor: Sensor, request: ExportRequest, every: Duration, store: TimeSeriesStore
+    index: int,
+    sensor: Sensor,
+    request: ExportRequest,
+    every: Duration,
+    function: str,
+    *,
+    store: TimeSeriesStore,
 ) -> Iterator[RowBlock]:
-    """`aggregate` per window, computed by GraphQL's own code, a slice of windows at a time.
+    """`function` per window, computed by GraphQL's own code, a slice of windows at a time.
 
     Slices end on window boundaries, so each window is computed from exactly the same
     observations (and days) as over the whole range; empty windows are left out (fill none).
     """
-    function = request.aggregate or "mean"
     size = SLICE_WINDOWS
     for start, end in time_slices(request.start, request.end, every, windows=size):
         windows = aggregate_windows(
@@ -73,7 +80,8 @@ def _windows(
         yield good_block(  # also when empty: one block per store call
             index,
             [(w.start - EPOCH) // _MICROSECOND * 1000 for w in windows],
-            [w.value if w.value is not None else float("nan") for w in windows],
+            # fill "none" leaves empty windows out, so every window here has a value
+            cast("list[float]", [w.value for w in windows]),
         )
 
 

@@ -40,7 +40,7 @@ class ExportPlan:
     request: ExportRequest
     sensors: tuple[Sensor, ...]
     licence: str
-    expected_rows: int | None  # exact for raw exports (at plan time); an upper bound otherwise
+    expected_rows: int  # exact for raw exports (at plan time); an upper bound for windows
     filename: str
     media_type: str
 
@@ -140,18 +140,11 @@ def export_chunks(
     if plan.request.format is not ExportFormat.ZIP:
         yield from data_chunks(plan, store=store, on_rows=on_rows)
         return
-    digest = DataDigest(on_rows)
-    data = digest.wrap(data_chunks(plan, store=store, on_rows=digest.count))
+    data = DescribedData(plan, store=store, generated_at=generated_at, on_rows=on_rows)
     try:
-        yield from zip_chunks(
-            data,
-            generated_at=generated_at,
-            manifest=lambda: build_manifest(
-                plan, generated_at=generated_at, row_count=digest.rows, sha256=digest.hexdigest()
-            ),
-        )
+        yield from zip_chunks(data.chunks, generated_at=generated_at, manifest=data.manifest)
     finally:
-        data.close()
+        data.chunks.close()
 
 
 def data_chunks(
@@ -187,22 +180,33 @@ def _encoder(plan: ExportPlan) -> Encoder:
     return CsvEncoder(plan.sensors)
 
 
-class DataDigest:
-    """SHA-256 and row count of a data file as it streams past."""
+class DescribedData:
+    """The data file's chunks, hashed and counted as they stream past; then its manifest.
 
-    def __init__(self, on_rows: Callable[[int], None] | None) -> None:
-        self._hash = hashlib.sha256()
+    Iterate (or step) `chunks` to the end, then `manifest()` has the row count and SHA-256.
+    """
+
+    def __init__(
+        self,
+        plan: ExportPlan,
+        *,
+        store: TimeSeriesStore,
+        generated_at: datetime,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> None:
+        self._plan = plan
+        self._generated_at = generated_at
         self._on_rows = on_rows
+        self._hash = hashlib.sha256()
         self.rows = 0
+        self.chunks = self._hashed(data_chunks(plan, store=store, on_rows=self._count))
 
-    def count(self, rows: int) -> None:
-        """Count rows (and pass them on)."""
+    def _count(self, rows: int) -> None:
         self.rows += rows
         if self._on_rows is not None:
             self._on_rows(rows)
 
-    def wrap(self, chunks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
-        """The same chunks, hashed on the way."""
+    def _hashed(self, chunks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
         try:
             for chunk in chunks:
                 self._hash.update(chunk)
@@ -210,21 +214,24 @@ class DataDigest:
         finally:
             chunks.close()
 
-    def hexdigest(self) -> str:
-        """The SHA-256 so far, in hex."""
-        return self._hash.hexdigest()
+    def manifest(self) -> dict[str, object]:
+        """The manifest of the data streamed so far (all of it, once `chunks` is exhausted)."""
+        return build_manifest(
+            self._plan,
+            generated_at=self._generated_at,
+            row_count=self.rows,
+            sha256=self._hash.hexdigest(),
+        )
 
 
 def export_manifest(
     plan: ExportPlan, *, store: TimeSeriesStore, generated_at: datetime
 ) -> dict[str, object]:
     """The manifest of an export, its row count and SHA-256 from one pass over the data file."""
-    digest = DataDigest(None)
-    for _chunk in digest.wrap(data_chunks(plan, store=store, on_rows=digest.count)):
+    data = DescribedData(plan, store=store, generated_at=generated_at)
+    for _chunk in data.chunks:
         pass
-    return build_manifest(
-        plan, generated_at=generated_at, row_count=digest.rows, sha256=digest.hexdigest()
-    )
+    return data.manifest()
 
 
 def build_manifest(
