@@ -35,6 +35,7 @@ from testkit.exports_kit import (
     sensors,
     unzip,
 )
+from testkit.memory_store import ScriptedStore
 
 START = datetime(2026, 11, 19, 15, tzinfo=UTC)  # 2026-11-20 00:00 JST
 MINUTES = 20 * 24 * 60
@@ -317,3 +318,35 @@ def test_an_audit_log_that_cannot_be_written_withholds_health_data(
     assert response.json()["error"]["code"] == "AUDIT_UNAVAILABLE"
     assert "audit log" in response.json()["error"]["message"]
     assert api.get(export_params([TIDE], FROM, TO, "csv")).status_code == 200  # not health
+
+
+# ---------------------------------------------------------------- store failures
+
+
+@pytest.fixture
+def scripted(api: Api, monkeypatch: pytest.MonkeyPatch) -> ScriptedStore:
+    """The module's store behind a ScriptedStore (blocks of 1000 rows), for one test."""
+    store = ScriptedStore(api.runtime.store)
+    monkeypatch.setattr(api.runtime, "store", store)
+    return store
+
+
+@pytest.mark.parametrize("export_format", ["csv", "parquet", "zip"])
+def test_a_store_failure_while_hashing_a_manifest_is_a_503_json_error(
+    api: Api, scripted: ScriptedStore, export_format: str
+) -> None:
+    scripted.fail_after = 2
+    response = api.get(export_params([TIDE, WIND], FROM, TO, export_format), path="/manifest")
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "error": {
+            "code": "UNAVAILABLE",
+            "message": "the time-series store is unavailable: the store went away mid-stream",
+            "field": None,
+        }
+    }
+    assert int(response.headers["retry-after"]) > 0
+    assert scripted.closed_streams == 1
+    assert scripted.open_streams == 0
+    assert api.runtime.metrics.value("cityos_exports_in_progress") == 0

@@ -1,12 +1,16 @@
-"""An in-memory TimeSeriesStore for unit tests of the exports (streams are watched)."""
+"""An in-memory TimeSeriesStore for unit tests of the exports (streams are watched), and a
+wrapper whose streams fail or stall on cue (exports through HTTP)."""
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Generator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from cityos.platform.domain.errors import RetryableError
 from cityos.platform.domain.model import Observation, Sensor
 from cityos.platform.observations.windows import window_floor
 from cityos.platform.ports import STREAM_BLOCK_SIZE, ObservationBlock, WindowAggregate
@@ -61,8 +65,6 @@ class MemoryStore:
 
     def _check(self) -> None:
         if self.down:
-            from cityos.platform.domain.errors import RetryableError
-
             raise RetryableError("memory store is down", service="memory")
 
     def query_range(
@@ -146,3 +148,57 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class ScriptedStore:
+    """Another store, whose streams fail or stall on cue; everything else is passed through.
+
+    Streams read `block_size` rows a block. With `fail_after = n`, each stream raises
+    RetryableError instead of its block n+1; with `stall_after = n`, each stream waits before
+    its block n+1 until `resume` is set (`stalled` tells that one waits). Thread-safe counts.
+    """
+
+    def __init__(self, store: Any, *, block_size: int = 1000) -> None:
+        self.store = store
+        self.block_size = block_size
+        self.fail_after: int | None = None
+        self.stall_after: int | None = None
+        self.stalled = threading.Event()
+        self.resume = threading.Event()
+        self.open_streams = 0
+        self.closed_streams = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def stream_range(
+        self, *, sensor_id: str, start: datetime, end: datetime, block_size: int = 0
+    ) -> Generator[ObservationBlock, None, None]:
+        """The store's stream in blocks of `self.block_size`, failing or stalling as set."""
+        inner = self.store.stream_range(
+            sensor_id=sensor_id, start=start, end=end, block_size=self.block_size
+        )
+        return self._scripted(inner)
+
+    def _scripted(
+        self, inner: Iterator[ObservationBlock]
+    ) -> Generator[ObservationBlock, None, None]:
+        with self._lock:
+            self.open_streams += 1
+        try:
+            for number, block in enumerate(inner):
+                if self.fail_after is not None and number >= self.fail_after:
+                    raise RetryableError("the store went away mid-stream", service="scripted")
+                if self.stall_after is not None and number == self.stall_after:
+                    self.stalled.set()
+                    if not self.resume.wait(timeout=60):
+                        raise TimeoutError("a stalled stream was never resumed")
+                yield block
+        finally:
+            close = getattr(inner, "close", None)
+            if callable(close):
+                close()
+            with self._lock:
+                self.open_streams -= 1
+                self.closed_streams += 1

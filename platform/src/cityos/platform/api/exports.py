@@ -82,8 +82,13 @@ def _refusal(exc: Exception) -> ExportRefused | None:
         message = "the audit log cannot be written, so health data is withheld; try again later"
         return ExportRefused(503, "AUDIT_UNAVAILABLE", message)
     if isinstance(exc, RetryableError):
-        return ExportRefused(503, "UNAVAILABLE", f"the time-series store is unavailable: {exc}")
+        return _unavailable(exc)
     return None
+
+
+def _unavailable(exc: RetryableError) -> ExportRefused:
+    """503 UNAVAILABLE: the store did not answer (Retry-After)."""
+    return ExportRefused(503, "UNAVAILABLE", f"the time-series store is unavailable: {exc}")
 
 
 class ExportResponse(StreamingResponse):
@@ -191,6 +196,14 @@ def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> AP
             while await anyio.to_thread.run_sync(next, data.chunks, None) is not None:
                 if await request.is_disconnected():
                     return Response(status_code=499)
+        except RetryableError as exc:  # nothing sent yet: the contract's 503, not a bare 500
+            log.warning(
+                "export manifest failed: %s, %d rows read, store: %s",
+                export.filename,
+                data.rows,
+                exc,
+            )
+            return _unavailable(exc).response()
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(data.chunks.close)
