@@ -243,6 +243,31 @@ def test_the_other_formats_over_http_equal_the_store_too(
     assert json.loads(result.stdout)["rows"] == len(expected)
 
 
+@pytest.mark.parametrize("export_format", ["parquet", "zip"])
+def test_to_stdout_the_rows_are_read_from_the_end_of_the_stream(
+    server: Server, tmp_path: Path, export_format: str
+) -> None:
+    """`-o -`: nothing to read back, so the Parquet footer / the zip's manifest is kept."""
+    sensors = RESEARCH[:2]
+    env = server.env | {"CITYOS_CLIENT_SECRET": server.researcher["client_secret"]}
+    result = subprocess.run(
+        [str(CITYOS), "export", "--url", server.url, "--client-id",
+         server.researcher["client_id"], *_sensors(*sensors), "--from", FROM, "--to", TO,
+         "--format", export_format, "-o", "-", "--json"],
+        env=env, cwd=tmp_path, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stderr)
+    data = result.stdout
+    expected = [row for sensor_id in sensors for row in server.store_rows[sensor_id]]
+    target = tmp_path / f"copy.{export_format}"
+    target.write_bytes(data)
+    assert read_export(target, export_format) == expected
+    assert summary["rows"] == len(expected)
+    assert (summary["file"], summary["bytes"]) == ("-", len(data))
+    assert summary["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 def _refused(result: subprocess.CompletedProcess[str], tmp_path: Path) -> str:
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()

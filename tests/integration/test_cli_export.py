@@ -13,8 +13,11 @@ import math
 import os
 import pty
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +37,14 @@ from cityos.platform.domain.errors import RetryableError
 from cityos.platform.domain.model import Device, Domain, GeoPoint, Observation, Quality, Sensor
 from cityos.platform.runtime import Runtime
 from cityos.platform.timefmt import format_rfc3339
-from testkit.export_files import Row, expected_rows, read_export, read_zip
+from testkit.export_files import (
+    Row,
+    expected_rows,
+    read_csv,
+    read_export,
+    read_parquet,
+    read_zip,
+)
 from testkit.services import free_port
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
@@ -265,6 +275,182 @@ def test_output_must_be_a_file_in_an_existing_directory(
     assert "is a directory" in flat(result.output)
 
 
+@pytest.fixture
+def confined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renames and temp files outside tmp_path fail the test instead of happening.
+
+    `-o` tests name /dev/null and symlinks; even a broken build must not replace a system file.
+    """
+    root = tmp_path.resolve()
+    real_replace, real_rename, real_mkstemp = os.replace, os.rename, tempfile.mkstemp
+
+    def inside(path: Any) -> bool:
+        absolute = Path(os.path.abspath(path))  # not resolved: a link in tmp_path is inside
+        return absolute == root or root in absolute.parents
+
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
+        assert inside(dst), f"would replace {dst}"
+        real_replace(src, dst, **kwargs)
+
+    def rename(src: Any, dst: Any, **kwargs: Any) -> None:
+        assert inside(dst), f"would rename onto {dst}"
+        real_rename(src, dst, **kwargs)
+
+    def mkstemp(*args: Any, dir: Any = None, **kwargs: Any) -> tuple[int, str]:
+        assert dir is not None, "a temp file in the working directory"
+        assert inside(dir), f"would create a temp file in {dir}"
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def _csv_of(*sensor_ids: str, store_rows: dict[str, list[Row]]) -> list[Row]:
+    return [row for sensor_id in sensor_ids for row in store_rows[sensor_id]]
+
+
+def test_a_fifo_is_written_directly_and_stays_a_fifo(
+    store_rows: dict[str, list[Row]], out: Path, confined: None
+) -> None:
+    fifo = out / "feed.csv"
+    os.mkfifo(fifo)
+    keeper = os.open(fifo, os.O_RDWR)  # a writer, so the reader sees EOF only when it closes
+    received: list[bytes] = []
+
+    def read() -> None:
+        with fifo.open("rb") as pipe:
+            received.append(pipe.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        result = export(
+            *sensor_args(*SENSORS), "--from", FROM, "--to", TO, "--format", "csv",
+            "-o", str(fifo), "--json",
+        )  # fmt: skip
+    finally:
+        os.close(keeper)
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert not reader.is_alive()
+    [data] = received
+    assert read_csv(data) == _csv_of(*SENSORS, store_rows=store_rows)
+    summary = json.loads(result.stdout)
+    assert (summary["file"], summary["rows"]) == (str(fifo), 3 * MINUTES)
+    assert summary["sha256"] == hashlib.sha256(data).hexdigest()
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [path.name for path in out.iterdir()] == [fifo.name]  # no temp file beside it
+
+
+def _device(path: str) -> tuple[bool, int, int]:
+    status = os.stat(path)
+    return stat.S_ISCHR(status.st_mode), status.st_rdev, status.st_ino
+
+
+def test_dev_null_is_written_not_replaced_also_through_a_symlink(
+    store_rows: dict[str, list[Row]], out: Path, confined: None
+) -> None:
+    before = _device("/dev/null")
+    assert before[0]
+    link = out / "null"
+    link.symlink_to("/dev/null")
+    for target in ["/dev/null", str(link)]:
+        result = export(
+            *sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO,
+            "--format", "parquet", "-o", target, "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["rows"] == MINUTES
+        assert _device("/dev/null") == before
+        assert link.is_symlink()
+        assert os.readlink(link) == "/dev/null"
+    assert [path.name for path in out.iterdir()] == ["null"]
+
+
+def test_a_symlink_is_kept_and_the_file_it_names_replaced(
+    store_rows: dict[str, list[Row]], out: Path, tmp_path: Path, confined: None
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = elsewhere / "real.csv"
+    real.write_text("yesterday's export\n")
+    link = out / "latest.csv"
+    link.symlink_to(Path("..") / "elsewhere" / "real.csv")
+    dangling = out / "new.csv"
+    dangling.symlink_to(Path("..") / "elsewhere" / "new.csv")  # names a file not yet there
+    expected = _csv_of("omaezaki-port.tide_level", store_rows=store_rows)
+    for target, written in [(link, real), (dangling, elsewhere / "new.csv")]:
+        result = export(
+            *sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO,
+            "--format", "csv", "-o", str(target),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert target.is_symlink()
+        assert read_export(written, "csv") == expected
+    assert os.readlink(link) == str(Path("..") / "elsewhere" / "real.csv")
+    assert sorted(path.name for path in out.iterdir()) == ["latest.csv", "new.csv"]
+    assert sorted(path.name for path in elsewhere.iterdir()) == ["new.csv", "real.csv"]
+
+
+def test_dash_writes_the_export_to_stdout_and_the_summary_to_stderr(
+    store_rows: dict[str, list[Row]], tmp_path: Path, confined: None
+) -> None:
+    before = sorted(tmp_path.iterdir())
+    common = [*sensor_args("city-hall.wbgt"), "--from", FROM, "--to", TO, "-o", "-"]
+    result = export(*common, "--format", "parquet", "--json")
+    assert result.exit_code == 0, result.output
+    data = result.stdout_bytes
+    assert read_parquet(data) == store_rows["city-hall.wbgt"]
+    summary = json.loads(result.stderr)
+    assert summary["file"] == "-"
+    assert (summary["rows"], summary["bytes"]) == (MINUTES, len(data))
+    assert summary["sha256"] == hashlib.sha256(data).hexdigest()
+
+    result = export(*common, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert read_csv(result.stdout_bytes) == store_rows["city-hall.wbgt"]
+    assert f"wrote {MINUTES:,} rows" in result.stderr
+    assert "to stdout" in result.stderr
+    assert sorted(tmp_path.iterdir()) == before  # no file named "-"
+
+
+def test_a_closed_stdout_pipe_is_a_clear_failure(store_rows: dict[str, list[Row]]) -> None:
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("cityos")), "export", *sensor_args(*SENSORS),
+         "--from", FROM, "--to", TO, "--format", "csv", "-o", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.read(100).startswith(b"time,sensor_id,")
+    process.stdout.close()  # like `| head -c 100`: far less than the export
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1, stderr
+    assert stderr.strip().splitlines()[-1] == "error: stdout was closed by its reader"
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+
+
+def test_a_directory_or_a_socket_is_refused(
+    store_rows: dict[str, list[Row]], out: Path, confined: None
+) -> None:
+    common = [*sensor_args("omaezaki-port.tide_level"), "--from", FROM, "--to", TO]
+    link = out / "to-dir"
+    link.symlink_to(out)
+    result = export(*common, "--format", "csv", "-o", str(link))
+    assert result.exit_code == 2
+    assert "is a directory" in flat(result.output)
+    assert link.is_symlink()
+    with socket.socket(socket.AF_UNIX) as listening:
+        path = out / "s"
+        listening.bind(str(path))
+        result = export(*common, "--format", "csv", "-o", str(path))
+        assert result.exit_code == 1
+        assert f"error: cannot open {path}" in result.output
+        assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
 def test_an_unknown_sensor_fails_before_anything_is_written(
     store_rows: dict[str, list[Row]], out: Path
 ) -> None:
@@ -308,6 +494,23 @@ def test_ctrl_c_mid_export_leaves_no_file_and_exits_130(
     assert list(out.iterdir()) == []
     [action] = [e for e in audit_events() if e["operation"] == "cli: export"]
     assert action["details"]["outcome"] == "interrupted"
+
+
+def test_ctrl_c_while_writing_to_stdout_says_what_it_left(
+    store_rows: dict[str, list[Row]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        export_cli, "export_chunks", _failing_after_first_chunk(KeyboardInterrupt())
+    )
+    result = export(
+        *sensor_args(*SENSORS), "--from", FROM, "--to", TO, "--format", "csv", "-o", "-"
+    )
+    assert result.exit_code == 130, result.output
+    assert result.stdout_bytes.startswith(b"time,sensor_id,")  # the first chunk went out
+    assert result.stderr.strip() == (
+        "interrupted: stdout may hold part of the export (written directly: it cannot be "
+        "taken back)"
+    )
 
 
 def test_a_store_failure_mid_export_keeps_the_previous_file(

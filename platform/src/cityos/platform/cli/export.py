@@ -1,12 +1,14 @@
 """`cityos export`: observations for research, from the local store or a remote cityos, to a file.
 
-Both modes write to a hidden temp file beside the target and rename it at the end, so a failed
-or interrupted export never leaves a partial file under the requested name.
+Both modes write a regular file to a hidden temp file beside it and rename it at the end, so a
+failed or interrupted export never leaves a partial file under the requested name. A FIFO, a
+device or stdout (`-o -`) is written directly (see export_output).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -15,7 +17,6 @@ import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -24,11 +25,21 @@ import typer
 
 from cityos.platform.audit.service import record_cli_action
 from cityos.platform.audit.trail import AuditTrail
-from cityos.platform.cli.export_output import Meter, PartFile, part_file
+from cityos.platform.cli.export_output import (
+    STDOUT,
+    DirectFile,
+    Meter,
+    OutputError,
+    PartFile,
+    Target,
+    open_output,
+    resolve_target,
+)
 from cityos.platform.cli.export_remote import (
     Download,
     LineCounter,
     RemoteError,
+    Tail,
     fetch_token,
     open_client,
     rows_in_file,
@@ -72,7 +83,7 @@ _OPTION_OF_FIELD = {
 class ExportSummary:
     """What one export wrote."""
 
-    file: Path
+    file: str
     format: ExportFormat
     rows: int
     bytes: int
@@ -82,7 +93,7 @@ class ExportSummary:
     def document(self) -> dict[str, object]:
         """The --json document."""
         return {
-            "file": str(self.file),
+            "file": self.file,
             "format": self.format.value,
             "rows": self.rows,
             "bytes": self.bytes,
@@ -104,15 +115,6 @@ def _parse(params: Mapping[str, Sequence[str]], limits: ExportsSettings) -> Expo
         return parse_export_request(params, limits=limits)
     except InvalidInput as exc:
         raise _bad_input(exc) from None
-
-
-def _check_target(output: Path) -> Path:
-    target = output.expanduser()
-    if target.is_dir():
-        raise typer.BadParameter(f"{output} is a directory; give a file name", param_hint="-o")
-    if not target.parent.is_dir():
-        raise typer.BadParameter(f"directory {target.parent} does not exist", param_hint="-o")
-    return target
 
 
 @contextlib.contextmanager
@@ -147,7 +149,7 @@ def _plan_local(runtime: Runtime, request: ExportRequest) -> ExportPlan:
     )
 
 
-def _write_chunks(chunks: Generator[bytes, None, None], part: PartFile) -> None:
+def _write_chunks(chunks: Generator[bytes, None, None], part: PartFile | DirectFile) -> None:
     try:
         for chunk in chunks:
             part.write(chunk)
@@ -155,14 +157,14 @@ def _write_chunks(chunks: Generator[bytes, None, None], part: PartFile) -> None:
         chunks.close()  # stops the store's read at once when we stop early
 
 
-def _export_local(request: ExportRequest, target: Path) -> ExportSummary:
+def _export_local(request: ExportRequest, target: Target) -> ExportSummary:
     started = time.monotonic()
     with open_runtime() as runtime:
         plan = _plan_local(runtime, request)
         meter = Meter(target.name, points=True, total=plan.expected_rows)
         outcome = "failed"
         try:
-            with part_file(target) as part, meter:
+            with open_output(target) as part, meter:
                 chunks = export_chunks(
                     plan, store=runtime.store, generated_at=datetime.now(UTC), on_rows=meter.advance
                 )
@@ -181,10 +183,10 @@ def _export_local(request: ExportRequest, target: Path) -> ExportSummary:
                 outcome=outcome,
                 query=_query_document(request),
                 rows=meter.count,
-                file=str(target.resolve()),
+                file=target.recorded,
             )
     return ExportSummary(
-        file=target,
+        file=target.given,
         format=request.format,
         rows=meter.count,
         bytes=part.size,
@@ -205,8 +207,10 @@ def _query_document(request: ExportRequest) -> dict[str, object]:
 # ---------------------------------------------------------------- remote mode
 
 
-def _receive(download: Download, part: PartFile, export_format: ExportFormat, name: str) -> int:
-    """Stream the body into `part`; the number of rows (counted, or read from the file)."""
+def _receive(
+    download: Download, part: PartFile | DirectFile, export_format: ExportFormat, name: str
+) -> int:
+    """Stream the body into `part`; the number of rows (counted, or read from the file's end)."""
     if export_format in (ExportFormat.CSV, ExportFormat.NDJSON):
         counter = LineCounter(header=export_format is ExportFormat.CSV)
         with Meter(name, points=True, total=download.expected_rows) as meter:
@@ -217,17 +221,20 @@ def _receive(download: Download, part: PartFile, export_format: ExportFormat, na
         if not counter.complete:
             raise RemoteError(f"the download broke off after {part.size:,} bytes")
         return counter.rows
+    tail = Tail()  # the file's end, where the rows are counted, when it cannot be read back
     with Meter(name, points=False, total=None) as meter:
         for chunk in download.chunks():
             part.write(chunk)
+            if part.path is None:
+                tail.feed(chunk)
             meter.advance(len(chunk))
         meter.finish()
     part.close()
-    return rows_in_file(part.path, export_format)
+    return rows_in_file(tail.file() if part.path is None else part.path, export_format)
 
 
 def _export_remote(
-    request: ExportRequest, target: Path, *, url: str, client_id: str, client_secret: str
+    request: ExportRequest, target: Target, *, url: str, client_id: str, client_secret: str
 ) -> ExportSummary:
     started = time.monotonic()
     try:
@@ -235,7 +242,7 @@ def _export_remote(
             token = fetch_token(http, client_id=client_id, client_secret=client_secret)
             download = start_download(http, token=token, request=request)
             try:
-                with part_file(target) as part:
+                with open_output(target) as part:
                     rows = _receive(download, part, request.format, target.name)
                     part.commit()
             finally:
@@ -247,7 +254,7 @@ def _export_remote(
     except httpx.HTTPError as exc:
         raise RemoteError(f"the connection to {url} failed: {exc}") from None
     return ExportSummary(
-        file=target,
+        file=target.given,
         format=request.format,
         rows=rows,
         bytes=part.size,
@@ -293,13 +300,24 @@ def _size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _echo(summary: ExportSummary) -> None:
+def _echo(summary: ExportSummary, *, err: bool) -> None:
     rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
+    shown = "stdout" if summary.file == STDOUT else summary.file
     typer.echo(
         f"wrote {summary.rows:,} rows ({_size(summary.bytes)}, {summary.format.value}) to "
-        f"{summary.file} in {summary.seconds:.1f} s ({rate:,.0f} rows/s)"
+        f"{shown} in {summary.seconds:.1f} s ({rate:,.0f} rows/s)",
+        err=err,
     )
-    typer.echo(f"sha256 {summary.sha256}")
+    typer.echo(f"sha256 {summary.sha256}", err=err)
+
+
+def _interrupted(target: Target) -> str:
+    if target.direct:
+        return (
+            f"interrupted: {target.shown} may hold part of the export "
+            "(written directly: it cannot be taken back)"
+        )
+    return f"interrupted: nothing written to {target.given}"
 
 
 def export(
@@ -326,9 +344,14 @@ def export(
         ),
     ],
     output: Annotated[
-        Path,
+        str,
         typer.Option(
-            "-o", "--output", metavar="FILE", help="the file to write (replaced if it exists)"
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="the file to write, replaced only once the export is complete (a symlink is "
+            "followed and kept); '-' for stdout (./- for a file named '-'). A FIFO or device "
+            "is written directly, so an interrupted export leaves what was already written",
         ),
     ],
     every: Annotated[
@@ -374,7 +397,10 @@ def export(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="print one JSON summary document on stdout")
+        bool,
+        typer.Option(
+            "--json", help="print one JSON summary document on stdout (on stderr with -o -)"
+        ),
     ] = False,
 ) -> None:
     """Export observations of sensors to a file, from the local store or a remote cityos (--url).
@@ -383,9 +409,11 @@ def export(
 
     Without --url the configured store is read as the operator; the export is audited.
 
-    The file appears only when complete; Ctrl-C leaves nothing behind (exit 130).
+    A file appears only when complete; Ctrl-C leaves nothing behind (exit 130). A FIFO or
+    device is written directly instead. With -o - the export goes to stdout, the summary to
+    stderr.
     """
-    target = _check_target(output)
+    target = resolve_target(output)
     params: dict[str, list[str]] = {
         "sensor": list(sensor),
         "from": [start],
@@ -419,13 +447,17 @@ def export(
                     client_secret=_secret(client_secret),
                 )
     except (KeyboardInterrupt, _Interrupted):
-        typer.echo(f"interrupted: nothing written to {target}", err=True)
+        typer.echo(_interrupted(target), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
     except RemoteError as exc:
         if exc.usage:
             raise _bad_input(exc) from None
         raise fail(str(exc)) from None
-    if as_json:
+    except OutputError as exc:
+        raise fail(str(exc)) from None
+    if as_json and target.stdout:  # stdout holds the export itself
+        typer.echo(json.dumps(summary.document(), ensure_ascii=False, indent=2), err=True)
+    elif as_json:
         emit_json(summary.document())
     else:
-        _echo(summary)
+        _echo(summary, err=target.stdout)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -16,6 +18,9 @@ from cityos.platform.exports.request import ExportFormat, ExportRequest
 EXPORT_PATH = "/exports/observations"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)
 EXPECTED_ROWS_HEADER = "X-Cityos-Expected-Rows"
+TAIL_BYTES = 16 * 1024 * 1024
+"""The end of a Parquet or zip download kept when it is not written to a file (stdout, a FIFO):
+enough for the Parquet footer or the zip's manifest and directory, which give its rows."""
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 """Connect/write/pool 30 s; up to 300 s between two reads (the server plans before it sends)."""
 
@@ -172,7 +177,69 @@ class LineCounter:
         return self._last == b"\n" and not self._header_pending
 
 
-def rows_in_file(path: Path, export_format: ExportFormat) -> int:
+class Tail:
+    """The last bytes of a stream (at least `keep` of them), to read its row count at the end."""
+
+    def __init__(self, keep: int = TAIL_BYTES) -> None:
+        self.keep = keep
+        self.size = 0
+        self._chunks: deque[bytes] = deque()
+        self._kept = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Add `chunk`; forget whole chunks that are no longer needed."""
+        self._chunks.append(chunk)
+        self._kept += len(chunk)
+        self.size += len(chunk)
+        while self._kept - len(self._chunks[0]) >= self.keep:
+            self._kept -= len(self._chunks.popleft())
+
+    def file(self) -> IO[bytes]:
+        """The stream as a read-only file; reading before the kept end is an OSError."""
+        return io.BufferedReader(_TailFile(b"".join(self._chunks), self.size))
+
+
+class _TailFile(io.RawIOBase):
+    """A file of `size` bytes of which only the last `len(tail)` can be read."""
+
+    def __init__(self, tail: bytes, size: int) -> None:
+        super().__init__()
+        self._tail = tail
+        self._start = size - len(tail)
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        """Yes."""
+        return True
+
+    def seekable(self) -> bool:
+        """Yes."""
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to `offset` (from the start, the current position or the end)."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        """The position."""
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        """Read from the kept end into `buffer`."""
+        if self._position >= self._size:
+            return 0
+        if self._position < self._start:
+            raise OSError(f"what is needed lies before the last {len(self._tail):,} bytes kept")
+        data = self._tail[self._position - self._start :][: len(buffer)]
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def rows_in_file(path: Path | IO[bytes], export_format: ExportFormat) -> int:
     """The rows of a downloaded Parquet file (its footer) or zip (its manifest.json).
 
     RemoteError if the file is not whole (a cut-off download has no footer, no zip directory).
