@@ -7,6 +7,7 @@ errors and an unreachable server.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import json
 import math
@@ -222,6 +223,14 @@ def test_the_export_is_audited_as_a_cli_action_and_health_reads_are_recorded(
     health = [e for e in events if e["details"].get("kind") == "health-read"]
     assert health
     assert all(e["resources"] == ["city-hall.wbgt"] for e in health)
+    user = getpass.getuser()
+    for event in health:  # the command line's reads, not anonymous API reads
+        assert event["client_id"] is None
+        assert (event["details"]["via"], event["details"]["os_user"]) == ("cli", user)
+    listed = CliRunner().invoke(app, ["audit", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert f"cli ({user})  export  [health-read]" in listed.stdout
+    assert "anonymous" not in listed.stdout
 
 
 BAD_INPUT = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -50,9 +50,12 @@ class AuditTrail:
         client_id: str | None,
         source_ip: str | None,
         clock: Callable[[], datetime] = _now,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         self.client_id = client_id
         self.source_ip = source_ip
+        self.details: dict[str, Any] = dict(details or {})
+        """Merged into every event's details (an event's own keys win), e.g. who acted."""
         self.operation_name: str | None = None
         self._clock = clock
         self._reads: dict[str, dict[str, None]] = {}
@@ -82,6 +85,7 @@ class AuditTrail:
     def _event(
         self, operation: str, resources: Iterable[str], details: dict[str, Any]
     ) -> AuditEvent:
+        details = {**self.details, **details}
         if self.operation_name is not None:
             details = {**details, "graphql_operation": self.operation_name}
         return AuditEvent(

@@ -23,7 +23,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from cityos.platform.audit.service import record_cli_action
+from cityos.platform.audit.service import _os_user, record_cli_action
 from cityos.platform.audit.trail import AuditTrail
 from cityos.platform.cli.export_output import (
     STDOUT,
@@ -138,14 +138,20 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _plan_local(runtime: Runtime, request: ExportRequest) -> ExportPlan:
-    """Plan as the operator; health sensors' reads are on record before any byte is written."""
+    """Plan as the operator; health sensors' reads are on record before any byte is written.
+
+    They are recorded as the command line's (via cli, the OS user), like `record_cli_action`,
+    so the audit log tells them from anonymous API reads.
+    """
     return plan_export(
         catalog=runtime.catalog,
         store=runtime.store,
         principal=OPERATOR,
         request=request,
         licence=runtime.settings.exports.licence,
-        audit=AuditTrail(client_id=None, source_ip=None),
+        audit=AuditTrail(
+            client_id=None, source_ip=None, details={"via": "cli", "os_user": _os_user()}
+        ),
     )
 
 
