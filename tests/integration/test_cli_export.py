@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import io
 import json
 import math
 import os
@@ -28,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -614,10 +617,14 @@ def test_on_a_terminal_the_progress_bar_counts_points(
 
 
 class _StandIn(BaseHTTPRequestHandler):
-    """A cityos stand-in that grants any token, then sends part of a CSV and stalls or hangs up."""
+    """A cityos stand-in that grants any token, then sends part of a CSV and stalls or hangs up.
+
+    With `body` set it sends that instead (whole, or without its last 100 bytes if `hang_up`).
+    """
 
     release = threading.Event()
     hang_up = False
+    body = b""
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
@@ -633,6 +640,15 @@ class _StandIn(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """An export whose body is close-delimited: 2 rows, then half a row."""
+        if self.body:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apache.parquet")
+            self.send_header("X-Cityos-Expected-Rows", "5000")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(self.body[:-100] if self.hang_up else self.body)
+            self.close_connection = True
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/csv; charset=utf-8")
         self.send_header("X-Cityos-Expected-Rows", "1000")
@@ -656,7 +672,9 @@ class StandIn:
 
 @pytest.fixture
 def stand_in() -> Iterator[StandIn]:
-    handler = type("Handler", (_StandIn,), {"release": threading.Event(), "hang_up": False})
+    handler = type(
+        "Handler", (_StandIn,), {"release": threading.Event(), "hang_up": False, "body": b""}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -668,11 +686,11 @@ def stand_in() -> Iterator[StandIn]:
         server.server_close()
 
 
-def _remote_argv(url: str, target: Path) -> list[str]:
+def _remote_argv(url: str, target: Path | str, export_format: str = "csv") -> list[str]:
     return [
         str(Path(sys.executable).with_name("cityos")), "export", "--url", url,
         "--client-id", "abc", *sensor_args("omaezaki-port.tide_level"), "--from", FROM,
-        "--to", TO, "--format", "csv", "-o", str(target),
+        "--to", TO, "--format", export_format, "-o", str(target),
     ]  # fmt: skip
 
 
@@ -717,3 +735,67 @@ def test_a_download_cut_off_mid_row_is_a_failure_and_leaves_no_file(
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip() == "error: the download broke off after 226 bytes"
     assert list(out.iterdir()) == []
+
+
+def _parquet(rows: int) -> bytes:
+    """A Parquet file of `rows` rows in the export's columns (only its footer is read)."""
+    times = [T0 + timedelta(minutes=minute) for minute in range(rows)]
+    table = pa.table(
+        {
+            "time": pa.array(times, pa.timestamp("ns", tz="UTC")),
+            "sensor_id": ["omaezaki-port.tide_level"] * rows,
+            "quantity": ["tide_level"] * rows,
+            "unit": ["m"] * rows,
+            "value": [_value(0, minute) for minute in range(rows)],
+            "quality": ["good"] * rows,
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=1000)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("windows", "expecting"),
+    [([], "x.parquet (5,000 points expected)"),
+     (["--every", "1m", "--aggregate", "mean"], "x.parquet (at most 5,000 points)")],
+)  # fmt: skip
+def test_on_a_terminal_remote_parquet_shows_bytes_and_the_expected_then_exact_points(
+    stand_in: StandIn, out: Path, windows: list[str], expecting: str
+) -> None:
+    """The bar counts bytes (points are in the footer); its text names the server's expected
+    points while they arrive (X-Cityos-Expected-Rows) and the exact count at the end."""
+    stand_in.handler.body = _parquet(4321)
+    leader, follower = pty.openpty()
+    target = out / "x.parquet"
+    process = subprocess.Popen(
+        [*_remote_argv(stand_in.url, target, "parquet"), *windows],
+        stdout=subprocess.PIPE, stderr=follower,
+        env=os.environ | {"COLUMNS": "200", "CITYOS_CLIENT_SECRET": "s"},
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert process.wait(timeout=60) == 0
+    text = shown.decode("utf-8", "replace")
+    assert expecting in text
+    assert "x.parquet (4,321 points)" in text
+    assert "kB" in text  # bytes
+    assert "wrote 4,321 rows" in process.communicate()[0].decode()
+
+
+def test_a_cut_off_parquet_to_stdout_is_a_failure(stand_in: StandIn) -> None:
+    """Nothing to read back: the kept end of the stream shows the footer is missing."""
+    stand_in.handler.body = _parquet(4321)
+    stand_in.handler.hang_up = True
+    result = subprocess.run(
+        _remote_argv(stand_in.url, "-", "parquet"),
+        env=os.environ | {"CITYOS_CLIENT_SECRET": "s"}, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    stderr = result.stderr.decode()
+    assert stderr.startswith("error: the downloaded parquet file is incomplete or damaged"), stderr
+    assert len(result.stdout) == len(stand_in.handler.body) - 100

@@ -213,10 +213,24 @@ def _query_document(request: ExportRequest) -> dict[str, object]:
 # ---------------------------------------------------------------- remote mode
 
 
+def _expecting(name: str, expected: int | None, *, aggregated: bool) -> str:
+    """The bar's description while the bytes of a Parquet file or zip arrive."""
+    if expected is None:
+        return name
+    if aggregated:  # for windows the server's count is a bound
+        return f"{name} (at most {expected:,} points)"
+    return f"{name} ({expected:,} points expected)"
+
+
 def _receive(
-    download: Download, part: PartFile | DirectFile, export_format: ExportFormat, name: str
+    download: Download, part: PartFile | DirectFile, request: ExportRequest, name: str
 ) -> int:
-    """Stream the body into `part`; the number of rows (counted, or read from the file's end)."""
+    """Stream the body into `part`; the number of rows (counted, or read from the file's end).
+
+    CSV and NDJSON count points as the lines arrive. Parquet and zip count only at the end (the
+    footer, the manifest), so their bar shows bytes, with the server's expected points named.
+    """
+    export_format = request.format
     if export_format in (ExportFormat.CSV, ExportFormat.NDJSON):
         counter = LineCounter(header=export_format is ExportFormat.CSV)
         with Meter(name, points=True, total=download.expected_rows) as meter:
@@ -228,15 +242,17 @@ def _receive(
             raise RemoteError(f"the download broke off after {part.size:,} bytes")
         return counter.rows
     tail = Tail()  # the file's end, where the rows are counted, when it cannot be read back
-    with Meter(name, points=False, total=None) as meter:
+    description = _expecting(name, download.expected_rows, aggregated=request.windows is not None)
+    with Meter(description, points=False, total=None) as meter:
         for chunk in download.chunks():
             part.write(chunk)
             if part.path is None:
                 tail.feed(chunk)
             meter.advance(len(chunk))
-        meter.finish()
-    part.close()
-    return rows_in_file(tail.file() if part.path is None else part.path, export_format)
+        part.close()
+        rows = rows_in_file(tail.file() if part.path is None else part.path, export_format)
+        meter.finish(f"{name} ({rows:,} points)")
+    return rows
 
 
 def _export_remote(
@@ -249,7 +265,7 @@ def _export_remote(
             download = start_download(http, token=token, request=request)
             try:
                 with open_output(target) as part:
-                    rows = _receive(download, part, request.format, target.name)
+                    rows = _receive(download, part, request, target.name)
                     part.commit()
             finally:
                 download.response.close()

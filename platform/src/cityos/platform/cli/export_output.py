@@ -276,7 +276,8 @@ class Meter:
     """The progress bar on stderr (hidden when stderr is not a terminal).
 
     Counts points (with an expected total: a bar and an ETA) or, when points are only known
-    at the end (remote Parquet and zip), bytes and bytes/s.
+    at the end (remote Parquet and zip), bytes and bytes/s; the description then carries the
+    server's expected points while the bytes arrive and the exact count at the end.
     """
 
     def __init__(self, description: str, *, points: bool, total: int | None) -> None:
@@ -313,9 +314,11 @@ class Meter:
             self.count += amount
             self.progress.advance(self.task, amount)
 
-    def finish(self) -> None:
+    def finish(self, description: str | None = None) -> None:
         """Fill the bar: the total is what was counted (an aggregate's total is a bound)."""
         self.progress.update(self.task, total=self.count, completed=self.count)
+        if description is not None:
+            self.progress.update(self.task, description=description)
 
     def __enter__(self) -> Meter:
         self.progress.start()
