@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from testkit.exports_kit import (
     unzip,
 )
 from testkit.memory_store import ScriptedStore
+from testkit.served import served
 
 START = datetime(2026, 11, 19, 15, tzinfo=UTC)  # 2026-11-20 00:00 JST
 MINUTES = 20 * 24 * 60
@@ -350,3 +352,56 @@ def test_a_store_failure_while_hashing_a_manifest_is_a_503_json_error(
     assert scripted.closed_streams == 1
     assert scripted.open_streams == 0
     assert api.runtime.metrics.value("cityos_exports_in_progress") == 0
+
+
+class Records(logging.Handler):
+    """Keeps every record it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def server_log() -> Iterator[list[logging.LogRecord]]:
+    """What the exports and uvicorn log (warnings and errors) during one test."""
+    handler = Records()
+    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "cityos.platform.api.exports")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler.records
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("export_format", ["csv", "parquet", "ndjson", "zip"])
+def test_a_store_failure_mid_stream_cuts_the_download_off_with_one_warning(
+    api: Api, scripted: ScriptedStore, server_log: list[logging.LogRecord], export_format: str
+) -> None:
+    scripted.fail_after = 2  # blocks of 1000 rows: the first sensor's third block fails
+    failed = {"format": export_format, "outcome": "failed"}
+    before = api.runtime.metrics.value("cityos_exports_total", failed)
+    params = export_params([TIDE, WIND], FROM, TO, export_format)
+    headers = {"Authorization": f"Bearer {api.tokens['all']}"}
+    with (
+        served(create_app(api.runtime)) as url,
+        httpx.Client(base_url=f"http://{url}") as client,
+        client.stream("GET", "/exports/observations", params=params, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["transfer-encoding"] == "chunked"
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+            response.read()
+    assert api.runtime.metrics.value("cityos_exports_total", failed) == before + 1
+    assert api.runtime.metrics.value("cityos_exports_in_progress") == 0
+    assert (scripted.open_streams, scripted.closed_streams) == (0, 1)
+    [warning] = [r for r in server_log if r.levelno >= logging.WARNING]
+    assert (warning.name, warning.levelname) == ("cityos.platform.api.exports", "WARNING")
+    assert warning.exc_info is None
+    message = warning.getMessage()
+    assert "\n" not in message
+    for words in (f"format {export_format}", f"sensor {TIDE}", "after 2000 rows", "mid-stream"):
+        assert words in message, message

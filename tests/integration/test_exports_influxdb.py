@@ -19,7 +19,6 @@ import httpx
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from apikit import BASE, fetch_token
@@ -31,7 +30,7 @@ from cityos.platform.ports import ObservationBlock, TimeSeriesStore
 from cityos.platform.runtime import Runtime
 from testkit.exports_kit import export_params, graphql_rows, rows_of, seed, sensors
 from testkit.influxd import Influxd, running_influxd
-from testkit.services import free_port
+from testkit.served import served
 
 START = datetime(2026, 11, 19, 15, tzinfo=UTC)  # 2026-11-20 00:00 JST
 FROM, TO = "2026-11-20T00:00:00+09:00", "2026-12-10T00:00:00+09:00"
@@ -229,20 +228,8 @@ def test_the_manifest_hash_equals_the_download_on_influxdb(
 @pytest.fixture
 def server(stack: Stack) -> Iterator[str]:
     """The app on a real uvicorn (in a thread), on a free port."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(stack.runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(stack.runtime)) as url:
+        yield url
 
 
 def _metric(url: str, name: str) -> float:

@@ -29,7 +29,7 @@ from cityos.platform.domain.model import (
 from cityos.platform.durations import parse_duration
 from cityos.platform.exports import rows as export_rows
 from cityos.platform.exports.request import ExportFormat, ExportRequest, parse_export_request
-from cityos.platform.exports.rows import time_slices
+from cityos.platform.exports.rows import SensorReadFailed, time_slices
 from cityos.platform.exports.service import (
     ExportPlan,
     export_chunks,
@@ -39,7 +39,7 @@ from cityos.platform.exports.service import (
 )
 from cityos.platform.observations.service import aggregate_windows
 from cityos.platform.security import Principal
-from testkit.memory_store import MemoryStore
+from testkit.memory_store import MemoryStore, ScriptedStore
 
 T0 = datetime(2026, 10, 31, 15, tzinfo=UTC)  # 2026-11-01 00:00 JST
 TIDE = Sensor(
@@ -244,6 +244,28 @@ def test_closing_the_export_mid_stream_closes_the_store_read(fmt: str) -> None:
     chunks.close()
     assert store.open_streams == 0
     assert store.closed_streams == 1  # the second sensor was never read
+
+
+@pytest.mark.parametrize("every", [None, "1h"])
+def test_a_store_failure_mid_stream_names_the_sensor_being_read(every: str | None) -> None:
+    store = ScriptedStore(store_with_data(5000), block_size=1000)
+    made = plan(request(WBGT.id, TIDE.id, days=5, every=every), store=store)  # type: ignore[arg-type]
+    store.fail_after = 2
+    if every is not None:  # windows: the store's aggregate fails while the second sensor is read
+        calls = iter([False, True])
+        original = store.store.aggregate
+
+        def aggregate(**kwargs: object) -> object:
+            if next(calls, True):
+                raise RetryableError("the store went away mid-stream", service="test")
+            return original(**kwargs)
+
+        store.store.aggregate = aggregate
+    with pytest.raises(SensorReadFailed, match="went away mid-stream") as caught:
+        b"".join(export_chunks(made, store=store, generated_at=datetime.now(UTC)))  # type: ignore[arg-type]
+    assert isinstance(caught.value, RetryableError)  # handled like any store failure
+    assert caught.value.sensor_id == (WBGT.id if every is None else TIDE.id)
+    assert store.open_streams == 0
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "ndjson"])

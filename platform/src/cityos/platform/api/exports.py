@@ -2,7 +2,8 @@
 
 Every refusal is decided before the first byte (400, 401, 403, 404, 429, 503). The file is
 produced by a generator stepped in a worker thread; when the client goes away the generator
-is closed at once, which stops the store read.
+is closed at once, which stops the store read. A store failure mid-stream cuts the response
+off (no final chunk: the client sees an incomplete transfer) with one WARNING line.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -28,6 +30,7 @@ from cityos.platform.domain.errors import (
     RetryableError,
 )
 from cityos.platform.exports.request import parse_export_request
+from cityos.platform.exports.rows import SensorReadFailed
 from cityos.platform.exports.service import (
     EXPORT_PATH,
     DescribedData,
@@ -36,6 +39,7 @@ from cityos.platform.exports.service import (
     plan_export,
 )
 from cityos.platform.metrics import Metrics
+from cityos.platform.ports import TimeSeriesStore
 from cityos.platform.runtime import Runtime
 from cityos.platform.security import Principal
 
@@ -47,8 +51,33 @@ EXPOSED_HEADERS = ("Content-Disposition", "Link", EXPECTED_ROWS_HEADER)
 """Headers of an export that browsers' scripts may read (CORS)."""
 RETRY_AFTER_SECONDS = 30
 
+UNFINISHED_RESPONSE = "ASGI callable returned without completing response."
+"""What uvicorn logs (as an error) when an app ends a response without its last chunk."""
+
 Admit = Callable[[Request], Awaitable[Principal]]
 SourceIp = Callable[[Request], str | None]
+_cut_off: ContextVar[bool] = ContextVar("cityos_export_cut_off", default=False)
+
+
+class _CutOffOnPurpose(logging.Filter):
+    """Drops uvicorn's line about an unfinished response when this module cut it off on purpose.
+
+    The export has logged its own WARNING (sensor, format, rows, reason) by then. The flag
+    lives in the request's context, so any other unfinished response is still reported.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_cut_off.get() and record.getMessage() == UNFINISHED_RESPONSE)
+
+
+_CUT_OFF_FILTER = _CutOffOnPurpose()
+
+
+def _quiet_cut_offs() -> None:
+    """Install the filter on uvicorn's error logger (once per process)."""
+    logger = logging.getLogger("uvicorn.error")
+    if _CUT_OFF_FILTER not in logger.filters:
+        logger.addFilter(_CUT_OFF_FILTER)
 
 
 class ExportRefused(Exception):
@@ -92,26 +121,35 @@ def _unavailable(exc: RetryableError) -> ExportRefused:
 
 
 class ExportResponse(StreamingResponse):
-    """Streams an export generator (stepped in a worker thread) and always closes it.
+    """Streams an export (its generator stepped in a worker thread) and always closes it.
 
     Starlette leaves a sync iterator suspended when the client disconnects; here the
     generator is closed as soon as the response ends, however it ends, and the metrics
-    record the outcome.
+    record the outcome. A store failure mid-stream ends the response without its last
+    chunk, so the server cuts the connection off: the client's read fails, and no file
+    that looks whole is left behind.
     """
 
     def __init__(
         self,
-        chunks: Generator[bytes, None, None],
-        *,
         plan: ExportPlan,
+        *,
+        store: TimeSeriesStore,
         metrics: Metrics,
         headers: dict[str, str],
     ) -> None:
-        self._chunks = chunks
         self._plan = plan
         self._metrics = metrics
+        self._rows = 0
         self._finished = False
+        self._chunks = export_chunks(
+            plan, store=store, generated_at=datetime.now(UTC), on_rows=self._count
+        )
         super().__init__(self._body(), headers=headers, media_type=plan.media_type)
+
+    def _count(self, rows: int) -> None:
+        self._rows += rows
+        self._metrics.export_rows.inc(rows)
 
     async def _body(self) -> AsyncIterator[bytes]:
         # Each step is a cancellation point: a disconnect stops the export between two blocks.
@@ -125,27 +163,54 @@ class ExportResponse(StreamingResponse):
         self._metrics.exports_in_progress.inc()
         started = time.monotonic()
         outcome = "failed"
+        failure: RetryableError | None = None
         try:
             await super().__call__(scope, receive, send)
             outcome = "completed" if self._finished else "aborted"
+        except RetryableError as exc:  # the headers are out: end without the last chunk
+            failure = exc
+            _cut_off.set(True)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._chunks.close)
             self._metrics.exports_in_progress.dec()
             self._metrics.exports.labels(self._plan.request.format.value, outcome).inc()
-            log.info(
-                "export %s: %s, %d sensors, %.1f s",
-                outcome,
-                self._plan.filename,
-                len(self._plan.sensors),
-                time.monotonic() - started,
+            self._log(outcome, failure, time.monotonic() - started)
+
+    def _log(self, outcome: str, failure: RetryableError | None, seconds: float) -> None:
+        plan = self._plan
+        if failure is not None:
+            log.warning(
+                "export failed, response cut off: %s, format %s, sensor %s, after %d rows, "
+                "%.1f s: store: %s",
+                plan.filename,
+                plan.request.format.value,
+                _sensor_of(failure),
+                self._rows,
+                seconds,
+                failure,
             )
+            return
+        log.info(
+            "export %s: %s, %d sensors, %d rows, %.1f s",
+            outcome,
+            plan.filename,
+            len(plan.sensors),
+            self._rows,
+            seconds,
+        )
+
+
+def _sensor_of(failure: RetryableError) -> str:
+    """The sensor whose rows were being read when the store failed ("-" if not known)."""
+    return failure.sensor_id if isinstance(failure, SensorReadFailed) else "-"
 
 
 def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> APIRouter:
     """The export routes; `admit` authenticates and rate-limits the caller (401, 429)."""
     router = APIRouter()
     metrics = runtime.metrics
+    _quiet_cut_offs()
 
     async def plan(request: Request) -> ExportPlan:
         principal = await admit(request)
@@ -176,13 +241,9 @@ def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> AP
             export = await plan(request)
         except ExportRefused as refused:
             return refused.response()
-        chunks = export_chunks(
-            export,
-            store=runtime.store,
-            generated_at=datetime.now(UTC),
-            on_rows=metrics.export_rows.inc,
+        return ExportResponse(
+            export, store=runtime.store, metrics=metrics, headers=_headers(export)
         )
-        return ExportResponse(chunks, plan=export, metrics=metrics, headers=_headers(export))
 
     @router.get(MANIFEST_PATH, include_in_schema=False)
     async def export_observations_manifest(request: Request) -> Response:
@@ -198,8 +259,11 @@ def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> AP
                     return Response(status_code=499)
         except RetryableError as exc:  # nothing sent yet: the contract's 503, not a bare 500
             log.warning(
-                "export manifest failed: %s, %d rows read, store: %s",
+                "export manifest failed, answered 503: %s, format %s, sensor %s, %d rows read: "
+                "store: %s",
                 export.filename,
+                export.request.format.value,
+                _sensor_of(exc),
                 data.rows,
                 exc,
             )

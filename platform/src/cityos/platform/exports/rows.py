@@ -6,6 +6,7 @@ from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
+from cityos.platform.domain.errors import RetryableError
 from cityos.platform.domain.model import Sensor
 from cityos.platform.durations import Duration
 from cityos.platform.exports.columns import RowBlock, good_block, row_block
@@ -25,19 +26,31 @@ SLICE_WINDOWS = 10_000
 _MICROSECOND = timedelta(microseconds=1)
 
 
+class SensorReadFailed(RetryableError):
+    """The store failed while an export read one sensor's rows (the store's message kept)."""
+
+    def __init__(self, cause: RetryableError, *, sensor_id: str) -> None:
+        super().__init__(str(cause), service=cause.service, attempt_context=cause.attempt_context)
+        self.sensor_id = sensor_id
+
+
 def row_blocks(
     request: ExportRequest, sensors: Sequence[Sensor], *, store: TimeSeriesStore
 ) -> Generator[RowBlock, None, None]:
     """Every row of the export, sensor by sensor (request order), oldest first, in blocks.
 
-    Closing this generator closes the store read in progress at once.
+    Closing this generator closes the store read in progress at once. A store failure is
+    raised as SensorReadFailed (a RetryableError naming the sensor).
     """
     windows = request.windows
     for index, sensor in enumerate(sensors):
-        if windows is None:
-            yield from _raw(index, sensor, request, store)
-        else:
-            yield from _windows(index, sensor, request, *windows, store=store)
+        try:
+            if windows is None:
+                yield from _raw(index, sensor, request, store)
+            else:
+                yield from _windows(index, sensor, request, *windows, store=store)
+        except RetryableError as exc:
+            raise SensorReadFailed(exc, sensor_id=sensor.id) from exc
 
 
 def _raw(
