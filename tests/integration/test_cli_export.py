@@ -39,6 +39,7 @@ from cityos.platform.cli import app
 from cityos.platform.config import load_settings
 from cityos.platform.domain.errors import RetryableError
 from cityos.platform.domain.model import Device, Domain, GeoPoint, Observation, Quality, Sensor
+from cityos.platform.exports.request import parse_export_request
 from cityos.platform.runtime import Runtime
 from cityos.platform.timefmt import format_rfc3339
 from testkit.export_files import (
@@ -260,6 +261,17 @@ def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
     assert result.exit_code == 2, result.output
     assert message in flat(result.output)
     assert list(out.iterdir()) == []
+
+
+def test_every_request_parameter_and_no_other_name_maps_to_an_option() -> None:
+    request = parse_export_request(
+        {"sensor": ["city-hall.wbgt"], "from": [FROM], "to": [TO], "every": ["1h"], "aggregate": ["max"],
+         "format": ["zip"]},
+        limits=load_settings().exports,
+    )  # fmt: skip
+    parameters = {name for name, _ in request.query_params()}
+    assert set(export_cli._OPTION_OF_FIELD) == parameters
+    assert all(option == f"--{name}" for name, option in export_cli._OPTION_OF_FIELD.items())
 
 
 def test_too_many_sensors_is_a_usage_error(

@@ -67,16 +67,13 @@ REMOTE_LIMITS = ExportsSettings(max_sensors=1_000_000, max_range_days=1_000_000)
 """Remote mode checks the request's form only; the server applies its own limits."""
 _OPTION_OF_FIELD = {
     "sensor": "--sensor",
-    "sensors": "--sensor",
-    "sensor_ids": "--sensor",
     "from": "--from",
-    "start": "--from",
     "to": "--to",
-    "end": "--to",
     "every": "--every",
     "aggregate": "--aggregate",
     "format": "--format",
 }
+"""The option of each request parameter (InvalidInput.field, the server's error `field`)."""
 
 
 @dataclass(frozen=True, slots=True)

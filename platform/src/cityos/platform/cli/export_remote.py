@@ -14,8 +14,8 @@ from typing import IO, Any
 import httpx
 
 from cityos.platform.exports.request import ExportFormat, ExportRequest
+from cityos.platform.exports.service import EXPORT_PATH
 
-EXPORT_PATH = "/exports/observations"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)
 EXPECTED_ROWS_HEADER = "X-Cityos-Expected-Rows"
 TAIL_BYTES = 16 * 1024 * 1024
