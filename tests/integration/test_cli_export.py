@@ -265,8 +265,8 @@ def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
 
 def test_every_request_parameter_and_no_other_name_maps_to_an_option() -> None:
     request = parse_export_request(
-        {"sensor": ["city-hall.wbgt"], "from": [FROM], "to": [TO], "every": ["1h"], "aggregate": ["max"],
-         "format": ["zip"]},
+        {"sensor": ["city-hall.wbgt"], "from": [FROM], "to": [TO], "every": ["1h"],
+         "aggregate": ["max"], "format": ["zip"]},
         limits=load_settings().exports,
     )  # fmt: skip
     parameters = {name for name, _ in request.query_params()}
