@@ -6,13 +6,18 @@ same range (raw and aggregated); every refusal comes before the first byte with 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import httpx
 import pyarrow.parquet as pq
@@ -51,6 +56,10 @@ class Api:
     runtime: Runtime
     http: TestClient
     tokens: dict[str, str]
+
+    def bearer(self, token: str = "all") -> dict[str, str]:
+        """The Authorization header with one of the tokens."""
+        return {"Authorization": f"Bearer {self.tokens[token]}"}
 
     def get(
         self, params: list[tuple[str, str]], token: str | None = "all", path: str = ""
@@ -385,23 +394,144 @@ def test_a_store_failure_mid_stream_cuts_the_download_off_with_one_warning(
     failed = {"format": export_format, "outcome": "failed"}
     before = api.runtime.metrics.value("cityos_exports_total", failed)
     params = export_params([TIDE, WIND], FROM, TO, export_format)
-    headers = {"Authorization": f"Bearer {api.tokens['all']}"}
+    tries = api.runtime.settings.exports.max_concurrent + 1  # a failure gives its slot back
     with (
         served(create_app(api.runtime)) as url,
-        httpx.Client(base_url=f"http://{url}") as client,
-        client.stream("GET", "/exports/observations", params=params, headers=headers) as response,
+        httpx.Client(base_url=f"http://{url}", headers=api.bearer()) as client,
     ):
-        assert response.status_code == 200
-        assert response.headers["transfer-encoding"] == "chunked"
-        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
-            response.read()
-    assert api.runtime.metrics.value("cityos_exports_total", failed) == before + 1
+        for _ in range(tries):
+            with client.stream("GET", "/exports/observations", params=params) as response:
+                assert response.status_code == 200
+                assert response.headers["transfer-encoding"] == "chunked"
+                with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+                    response.read()
+    assert api.runtime.metrics.value("cityos_exports_total", failed) == before + tries
     assert api.runtime.metrics.value("cityos_exports_in_progress") == 0
-    assert (scripted.open_streams, scripted.closed_streams) == (0, 1)
-    [warning] = [r for r in server_log if r.levelno >= logging.WARNING]
+    assert (scripted.open_streams, scripted.closed_streams) == (0, tries)
+    warnings = [r for r in server_log if r.levelno >= logging.WARNING]
+    assert len(warnings) == tries  # one line each, nothing from uvicorn
+    warning = warnings[0]
     assert (warning.name, warning.levelname) == ("cityos.platform.api.exports", "WARNING")
     assert warning.exc_info is None
     message = warning.getMessage()
     assert "\n" not in message
     for words in (f"format {export_format}", f"sensor {TIDE}", "after 2000 rows", "mid-stream"):
         assert words in message, message
+
+
+# ---------------------------------------------------------------- how many at once
+
+
+def _busy(response: httpx.Response) -> bool:
+    """Whether this is the 503 of a process already streaming its most exports."""
+    if response.status_code != 503:
+        return False
+    error = response.json()["error"]
+    assert error["code"] == "UNAVAILABLE"
+    assert error["field"] is None
+    assert "most exports at once (2)" in error["message"]
+    assert response.headers["retry-after"] == "10"
+    return True
+
+
+def test_exports_and_manifests_beyond_max_concurrent_are_503_before_any_byte(
+    api: Api, scripted: ScriptedStore
+) -> None:
+    assert api.runtime.settings.exports.max_concurrent == 2
+    http = TestClient(create_app(api.runtime), base_url=BASE, headers=api.bearer())
+    metrics = api.runtime.metrics
+    busy_before = metrics.value("cityos_exports_busy_total")
+    audit_before = len(api.runtime.catalog.list_audit(limit=10_000))
+    gates = [scripted.hold(TIDE), scripted.hold(WIND)]
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            export = pool.submit(http.get, "/exports/observations", params=[
+                *export_params([TIDE], FROM, TO, "csv")])  # fmt: skip
+            manifest = pool.submit(
+                http.get,
+                "/exports/observations/manifest",
+                params=export_params([WIND], FROM, TO, "zip"),
+            )
+            scripted.wait_until_waiting(TIDE, WIND)  # both hold a slot, mid-stream
+            assert metrics.value("cityos_exports_in_progress") == 2
+            refused = [
+                http.get(
+                    f"/exports/observations{path}", params=export_params([WBGT], FROM, TO, "csv")
+                )
+                for path in ("", "/manifest")
+            ]
+            bad = http.get("/exports/observations", params=export_params([WBGT], TO, FROM, "csv"))
+            forbidden = http.get(
+                "/exports/observations",
+                params=export_params([WBGT], FROM, TO, "csv"),
+                headers=api.bearer("reader"),
+            )
+        finally:
+            for gate in gates:
+                gate.set()
+        done = [export.result(timeout=60), manifest.result(timeout=60)]
+    assert all(_busy(response) for response in refused)
+    assert (bad.status_code, forbidden.status_code) == (400, 403)  # checked before the slot
+    assert metrics.value("cityos_exports_busy_total") == busy_before + 2
+    assert len(api.runtime.catalog.list_audit(limit=10_000)) == audit_before  # no health read
+    assert [response.status_code for response in done] == [200, 200]
+    assert len(rows_of_csv(done[0].content)) == 26_000
+    assert done[1].json()["row_count"] == 26_000
+    assert (
+        http.get(  # the slots came back
+            "/exports/observations", params=export_params([WBGT], FROM, TO, "csv")
+        ).status_code
+        == 200
+    )
+
+
+def test_a_client_that_disconnects_gives_its_slot_back(api: Api, scripted: ScriptedStore) -> None:
+    aborted = {"format": "csv", "outcome": "aborted"}
+    aborted_before = api.runtime.metrics.value("cityos_exports_total", aborted)
+    gone, held = scripted.hold(TIDE), scripted.hold(WIND)
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(served(create_app(api.runtime)))
+        client = stack.enter_context(httpx.Client(base_url=f"http://{url}", headers=api.bearer()))
+        stack.callback(gone.set)  # whatever happens, nothing stays held
+        stack.callback(held.set)
+        host, port = url.split(":")
+        leaving = stack.enter_context(socket.create_connection((host, int(port))))
+        query = urlencode(export_params([TIDE], FROM, TO, "csv"))
+        leaving.sendall(
+            f"GET /exports/observations?{query} HTTP/1.1\r\nHost: {url}\r\n"
+            f"Authorization: {api.bearer()['Authorization']}\r\n\r\n".encode()
+        )
+        assert leaving.recv(65536).startswith(b"HTTP/1.1 200 ")
+        staying = stack.enter_context(
+            client.stream(
+                "GET", "/exports/observations", params=export_params([WIND], FROM, TO, "csv")
+            )
+        )
+        assert staying.status_code == 200
+        scripted.wait_until_waiting(TIDE, WIND)  # two exports mid-stream: no slot left
+
+        def water() -> httpx.Response:
+            return client.get(
+                "/exports/observations", params=export_params([WATER], FROM, TO, "csv")
+            )
+
+        assert _busy(water())
+        leaving.close()
+        gone.set()  # the held read returns; the export sees the disconnect and stops
+        _eventually(lambda: api.runtime.metrics.value("cityos_exports_in_progress") == 1)
+        answer = water()  # the slot is back as soon as the export has ended
+        assert answer.status_code == 200
+        assert len(rows_of_csv(answer.content)) == 26_000
+        assert api.runtime.metrics.value("cityos_exports_total", aborted) == aborted_before + 1
+        held.set()
+        assert len(rows_of_csv(staying.read())) == 26_000
+    assert api.runtime.metrics.value("cityos_exports_in_progress") == 0
+    assert scripted.open_streams == 0
+
+
+def _eventually(check: Callable[[], bool]) -> None:
+    """Return once `check()` holds (AssertionError after 10 s)."""
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, "the check never held"
+        time.sleep(0.02)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -154,23 +155,35 @@ class ScriptedStore:
     """Another store, whose streams fail or stall on cue; everything else is passed through.
 
     Streams read `block_size` rows a block. With `fail_after = n`, each stream raises
-    RetryableError instead of its block n+1; with `stall_after = n`, each stream waits before
-    its block n+1 until `resume` is set (`stalled` tells that one waits). Thread-safe counts.
+    RetryableError instead of its block n+1. `hold(sensor_id)` makes that sensor's streams
+    wait after their first block until the returned event is set (`waiting` names the
+    sensors whose streams wait right now). Thread-safe.
     """
 
     def __init__(self, store: Any, *, block_size: int = 1000) -> None:
         self.store = store
         self.block_size = block_size
         self.fail_after: int | None = None
-        self.stall_after: int | None = None
-        self.stalled = threading.Event()
-        self.resume = threading.Event()
+        self.waiting: set[str] = set()
         self.open_streams = 0
         self.closed_streams = 0
+        self._gates: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
+
+    def hold(self, sensor_id: str) -> threading.Event:
+        """Stall `sensor_id`'s streams after their first block until the event is set."""
+        gate = self._gates[sensor_id] = threading.Event()
+        return gate
+
+    def wait_until_waiting(self, *sensor_ids: str, seconds: float = 30) -> None:
+        """Return once the streams of these sensors wait at their gates (AssertionError if not)."""
+        deadline = time.monotonic() + seconds
+        while not set(sensor_ids) <= self.waiting:
+            assert time.monotonic() < deadline, f"only {self.waiting} are waiting"
+            time.sleep(0.01)
 
     def stream_range(
         self, *, sensor_id: str, start: datetime, end: datetime, block_size: int = 0
@@ -179,10 +192,10 @@ class ScriptedStore:
         inner = self.store.stream_range(
             sensor_id=sensor_id, start=start, end=end, block_size=self.block_size
         )
-        return self._scripted(inner)
+        return self._scripted(sensor_id, inner)
 
     def _scripted(
-        self, inner: Iterator[ObservationBlock]
+        self, sensor_id: str, inner: Iterator[ObservationBlock]
     ) -> Generator[ObservationBlock, None, None]:
         with self._lock:
             self.open_streams += 1
@@ -190,10 +203,8 @@ class ScriptedStore:
             for number, block in enumerate(inner):
                 if self.fail_after is not None and number >= self.fail_after:
                     raise RetryableError("the store went away mid-stream", service="scripted")
-                if self.stall_after is not None and number == self.stall_after:
-                    self.stalled.set()
-                    if not self.resume.wait(timeout=60):
-                        raise TimeoutError("a stalled stream was never resumed")
+                if number == 1 and sensor_id in self._gates:
+                    self._wait(sensor_id, self._gates[sensor_id])
                 yield block
         finally:
             close = getattr(inner, "close", None)
@@ -202,3 +213,13 @@ class ScriptedStore:
             with self._lock:
                 self.open_streams -= 1
                 self.closed_streams += 1
+
+    def _wait(self, sensor_id: str, gate: threading.Event) -> None:
+        with self._lock:
+            self.waiting.add(sensor_id)
+        try:
+            if not gate.wait(timeout=60):
+                raise TimeoutError(f"the stream of {sensor_id} was held and never let go")
+        finally:
+            with self._lock:
+                self.waiting.discard(sensor_id)

@@ -64,6 +64,12 @@ class Metrics:
             ["format", "outcome"],
             registry=self.registry,
         )
+        self.exports_busy = Counter(
+            "cityos_exports_busy",
+            "Exports and manifests refused with 503 because the process was streaming "
+            "exports.max_concurrent already",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

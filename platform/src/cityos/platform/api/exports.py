@@ -1,6 +1,7 @@
 """`GET /exports/observations` and its manifest: every check first, then the file streamed.
 
-Every refusal is decided before the first byte (400, 401, 403, 404, 429, 503). The file is
+Every refusal is decided before the first byte (400, 401, 403, 404, 429, 503), also the one
+for a process already streaming `exports.max_concurrent` exports or manifests. The file is
 produced by a generator stepped in a worker thread; when the client goes away the generator
 is closed at once, which stops the store read. A store failure mid-stream cuts the response
 off (no final chunk: the client sees an incomplete transfer) with one WARNING line.
@@ -11,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import NoReturn
 from urllib.parse import urlencode
 
 import anyio
@@ -29,6 +32,7 @@ from cityos.platform.domain.errors import (
     PermissionDenied,
     RetryableError,
 )
+from cityos.platform.domain.model import EXPORT_READ
 from cityos.platform.exports.request import parse_export_request
 from cityos.platform.exports.rows import SensorReadFailed
 from cityos.platform.exports.service import (
@@ -38,6 +42,7 @@ from cityos.platform.exports.service import (
     export_chunks,
     plan_export,
 )
+from cityos.platform.exports.slots import Slot, Slots
 from cityos.platform.metrics import Metrics
 from cityos.platform.ports import TimeSeriesStore
 from cityos.platform.runtime import Runtime
@@ -50,6 +55,8 @@ EXPECTED_ROWS_HEADER = "X-Cityos-Expected-Rows"
 EXPOSED_HEADERS = ("Content-Disposition", "Link", EXPECTED_ROWS_HEADER)
 """Headers of an export that browsers' scripts may read (CORS)."""
 RETRY_AFTER_SECONDS = 30
+BUSY_RETRY_AFTER_SECONDS = 10
+"""Retry-After of the 503 for a process already streaming its most exports at once."""
 
 UNFINISHED_RESPONSE = "ASGI callable returned without completing response."
 """What uvicorn logs (as an error) when an app ends a response without its last chunk."""
@@ -83,13 +90,22 @@ def _quiet_cut_offs() -> None:
 class ExportRefused(Exception):
     """An export refused before its first byte: the status and the JSON error to answer."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        retry_after: int = RETRY_AFTER_SECONDS,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.field = status, code, field
+        self.retry_after = retry_after
 
     def response(self) -> JSONResponse:
         """`{"error": {"code", "message", "field"}}` with the status (503: Retry-After)."""
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if self.status == 503 else None
+        headers = {"Retry-After": str(self.retry_after)} if self.status == 503 else None
         return JSONResponse(
             {"error": {"code": self.code, "message": str(self), "field": self.field}},
             status_code=self.status,
@@ -115,6 +131,14 @@ def _refusal(exc: Exception) -> ExportRefused | None:
     return None
 
 
+def _refuse_or_raise(exc: BaseException) -> NoReturn:
+    """Raise the ExportRefused that answers `exc`, or `exc` itself when it is no refusal."""
+    refused = _refusal(exc) if isinstance(exc, Exception) else None
+    if refused is None:
+        raise exc
+    raise refused from exc
+
+
 def _unavailable(exc: RetryableError) -> ExportRefused:
     """503 UNAVAILABLE: the store did not answer (Retry-After)."""
     return ExportRefused(503, "UNAVAILABLE", f"the time-series store is unavailable: {exc}")
@@ -135,10 +159,14 @@ class ExportResponse(StreamingResponse):
         plan: ExportPlan,
         *,
         store: TimeSeriesStore,
+        slot: Slot,
         metrics: Metrics,
         headers: dict[str, str],
     ) -> None:
         self._plan = plan
+        self._slot = slot
+        # Sent or not, the slot comes back: also if this response is dropped without a call.
+        weakref.finalize(self, slot.release)
         self._metrics = metrics
         self._rows = 0
         self._finished = False
@@ -159,7 +187,7 @@ class ExportResponse(StreamingResponse):
         self._finished = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the export; close the generator (stopping the store read) at the end."""
+        """Send the export; close the generator (stopping the store read) and free the slot."""
         self._metrics.exports_in_progress.inc()
         started = time.monotonic()
         outcome = "failed"
@@ -173,6 +201,7 @@ class ExportResponse(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._chunks.close)
+            self._slot.release()
             self._metrics.exports_in_progress.dec()
             self._metrics.exports.labels(self._plan.request.format.value, outcome).inc()
             self._log(outcome, failure, time.monotonic() - started)
@@ -210,9 +239,15 @@ def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> AP
     """The export routes; `admit` authenticates and rate-limits the caller (401, 429)."""
     router = APIRouter()
     metrics = runtime.metrics
+    slots = Slots(runtime.settings.exports.max_concurrent)
     _quiet_cut_offs()
 
-    async def plan(request: Request) -> ExportPlan:
+    async def plan(request: Request) -> tuple[ExportPlan, Slot]:
+        """Check the request, take a slot, plan the export (ExportRefused: what to answer).
+
+        The slot is taken after the checks of the request itself (400, 401, 403, 429), before
+        the store is asked anything; the caller releases it.
+        """
         principal = await admit(request)
         params: dict[str, list[str]] = {}
         for name, value in request.query_params.multi_items():
@@ -220,7 +255,21 @@ def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> AP
         trail = AuditTrail(client_id=principal.client_id, source_ip=source_ip(request))
         try:
             export = parse_export_request(params, limits=runtime.settings.exports)
-            return await asyncio.to_thread(
+            principal.require(EXPORT_READ)
+        except Exception as exc:
+            _refuse_or_raise(exc)
+        slot = slots.take()
+        if slot is None:
+            metrics.exports_busy.inc()
+            raise ExportRefused(
+                503,
+                "UNAVAILABLE",
+                f"this server is streaming its most exports at once ({slots.limit}); "
+                f"try again in {BUSY_RETRY_AFTER_SECONDS} s",
+                retry_after=BUSY_RETRY_AFTER_SECONDS,
+            )
+        try:
+            planned = await asyncio.to_thread(
                 plan_export,
                 catalog=runtime.catalog,
                 store=runtime.store,
@@ -229,26 +278,25 @@ def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> AP
                 licence=runtime.settings.exports.licence,
                 audit=trail,
             )
-        except Exception as exc:
-            refused = _refusal(exc)
-            if refused is None:
-                raise
-            raise refused from exc
+        except BaseException as exc:  # also cancelled: the slot comes back
+            slot.release()
+            _refuse_or_raise(exc)
+        return planned, slot
 
     @router.get(EXPORT_PATH, include_in_schema=False)
     async def export_observations(request: Request) -> Response:
         try:
-            export = await plan(request)
+            export, slot = await plan(request)
         except ExportRefused as refused:
             return refused.response()
         return ExportResponse(
-            export, store=runtime.store, metrics=metrics, headers=_headers(export)
+            export, store=runtime.store, slot=slot, metrics=metrics, headers=_headers(export)
         )
 
     @router.get(MANIFEST_PATH, include_in_schema=False)
     async def export_observations_manifest(request: Request) -> Response:
         try:
-            export = await plan(request)
+            export, slot = await plan(request)
         except ExportRefused as refused:
             return refused.response()
         data = DescribedData(export, store=runtime.store, generated_at=datetime.now(UTC))
@@ -271,6 +319,7 @@ def exports_router(runtime: Runtime, *, admit: Admit, source_ip: SourceIp) -> AP
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(data.chunks.close)
+            slot.release()
             metrics.exports_in_progress.dec()
         return JSONResponse(data.manifest(), headers={"Cache-Control": "no-store"})
 
