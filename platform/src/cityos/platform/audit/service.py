@@ -39,7 +39,7 @@ def record_cli_action(
         client_id=None,
         operation=f"cli: {operation}",
         resources=tuple(resources),
-        details={"kind": "admin", "outcome": "ok", "via": "cli", "os_user": _os_user(), **details},
+        details={"kind": "admin", "outcome": "ok", **cli_actor(), **details},
     )
     try:
         catalog.append_audit([event])
@@ -50,6 +50,11 @@ def record_cli_action(
             ", ".join(event.resources),
             exc,
         )
+
+
+def cli_actor() -> dict[str, str | None]:
+    """Audit details naming the command line as the actor: `via` and the OS user."""
+    return {"via": "cli", "os_user": _os_user()}
 
 
 def _os_user() -> str | None:

@@ -23,7 +23,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from cityos.platform.audit.service import _os_user, record_cli_action
+from cityos.platform.audit.service import cli_actor, record_cli_action
 from cityos.platform.audit.trail import AuditTrail
 from cityos.platform.cli.export_output import (
     STDOUT,
@@ -146,9 +146,7 @@ def _plan_local(runtime: Runtime, request: ExportRequest) -> ExportPlan:
         principal=OPERATOR,
         request=request,
         licence=runtime.settings.exports.licence,
-        audit=AuditTrail(
-            client_id=None, source_ip=None, details={"via": "cli", "os_user": _os_user()}
-        ),
+        audit=AuditTrail(client_id=None, source_ip=None, details=cli_actor()),
     )
 
 
