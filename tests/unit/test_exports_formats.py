@@ -149,7 +149,8 @@ WHOLE = [0.0, -0.0, 1.0, -5.0, 42.0, 123456789012.0, 1e20, 2.0**53]
 def test_a_csv_column_of_whole_numbers_reads_back_as_float64() -> None:
     block = row_block(0, [to_ns(T0)] * len(WHOLE), WHOLE, ["good"] * len(WHOLE))
     data = encode(CsvEncoder(SENSORS), [block])
-    assert [line.split(",")[4] for line in data.decode().splitlines()[1:4]] == ["0.0", "-0.0", "1.0"]
+    values = [line.split(",")[4] for line in data.decode().splitlines()[1:4]]
+    assert values == ["0.0", "-0.0", "1.0"]
     frame = pd.read_csv(io.BytesIO(data))
     assert frame["value"].dtype == "float64"
     assert frame["value"].tolist() == WHOLE
