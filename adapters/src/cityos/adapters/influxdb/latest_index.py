@@ -18,9 +18,9 @@ from cityos.adapters.influxdb.influxql import quote_ident, time_literal
 from cityos.adapters.influxdb.lineprotocol import (
     CACHE_SIZE,
     QUALITY_FIELDS,
-    Point,
     decode_tag_value,
     encode_tag_value,
+    library_point,
     to_ns,
 )
 from cityos.platform.domain.model import Observation, Quality
@@ -52,7 +52,9 @@ def from_ns(ns: int) -> datetime:
 
 def _sensor_field(sensor_id: str) -> str:
     """`sensor="<stored form>"`, escaped by influxdb-client."""
-    line: str = Point("m").field(SENSOR_FIELD, encode_tag_value(sensor_id)).to_line_protocol()
+    line: str = (
+        library_point("m").field(SENSOR_FIELD, encode_tag_value(sensor_id)).to_line_protocol()
+    )
     return line.removeprefix("m ")
 
 
@@ -79,7 +81,7 @@ def tombstone(sensor_id: str) -> str:
 
 def reference_index_line(obs: Observation, ingested_ns: int) -> str:
     """The same index line through `Point.to_line_protocol()` (for tests)."""
-    point = Point(INDEX_MEASUREMENT).field(SENSOR_FIELD, encode_tag_value(obs.sensor_id))
+    point = library_point(INDEX_MEASUREMENT).field(SENSOR_FIELD, encode_tag_value(obs.sensor_id))
     point.field("value", float(obs.value)).field("quality", obs.quality.value)
     point.field("ingested_at", ingested_ns).field("observed_ns", to_ns(obs.time))
     line: str = point.time(slot_ns(obs.sensor_id)).to_line_protocol()

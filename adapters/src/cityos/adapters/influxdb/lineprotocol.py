@@ -12,18 +12,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from itertools import count
 from math import isfinite
 from operator import attrgetter, le
 from typing import Any
 from urllib.parse import unquote
 
-from influxdb_client.client.write.point import Point as _LibraryPoint
-
 from cityos.platform.domain.errors import InvalidInput
 from cityos.platform.domain.model import Observation, Quality, Sensor
 
-Point: Any = _LibraryPoint  # influxdb-client has no type hints
+
+@cache
+def _library_point_class() -> Any:
+    # imported on first use: influxdb-client costs ~10 MB of memory, and a process that only
+    # reads (the API server) never needs it
+    from influxdb_client.client.write.point import Point
+
+    return Point
+
+
+def library_point(measurement: str) -> Any:
+    """influxdb-client's `Point(measurement)` (the library has no type hints)."""
+    return _library_point_class()(measurement)
+
 
 MEASUREMENT = "observations"
 SENSOR_TAG = "sensor"
@@ -93,19 +105,16 @@ def check_sensor_id(sensor_id: str) -> None:
 def series_key(sensor_id: str, sensor: Sensor | None) -> str:
     """Measurement and tags of a sensor's series, escaped by influxdb-client."""
     check_sensor_id(sensor_id)
-    point = Point(MEASUREMENT)
+    point = library_point(MEASUREMENT)
     for key, value in series_tags(sensor_id, sensor).items():
         point.tag(key, value)
     line: str = point.field("_", 0).to_line_protocol()
     return line.removesuffix(" _=0i")
 
 
-def _quality_field(quality: Quality) -> str:
-    line: str = Point("m").field("quality", quality.value).to_line_protocol()
-    return line.removeprefix("m ")
-
-
-QUALITY_FIELDS: dict[str, str] = {quality: _quality_field(quality) for quality in Quality}
+# The quality field of each Quality as influxdb-client writes a string field: the values are
+# plain lower-case ASCII words, which need no escaping (tests compare it with the library's).
+QUALITY_FIELDS: dict[str, str] = {quality: f'quality="{quality.value}"' for quality in Quality}
 _TIME = attrgetter("time")
 _VALUE = attrgetter("value")
 _QUALITY = attrgetter("quality")
@@ -389,7 +398,7 @@ def _check_one(obs: Observation) -> None:
 
 def reference_line(obs: Observation, sensor: Sensor | None, now_ns: int) -> str:
     """The same line through `Point.to_line_protocol()` (slow; for tests and checks)."""
-    point = Point(MEASUREMENT)
+    point = library_point(MEASUREMENT)
     for key, value in series_tags(obs.sensor_id, sensor).items():
         point.tag(key, value)
     ingested = now_ns if obs.ingested_at is None else to_ns(obs.ingested_at)
