@@ -88,6 +88,26 @@ def test_unknown_qualities_read_as_suspect_like_query_range() -> None:
     assert list(block.qualities) == ["good", "suspect", "suspect"]
 
 
+def test_a_point_whose_value_is_not_visible_yet_is_not_read() -> None:
+    # InfluxDB 1.x, read during a write, can show a point of it with its value still null
+    body = chunk([[1, 1.0, "good"], [2, None, "good"], [3, 3.0, None]], partial=True)
+    body += chunk([[4, None, None]], partial=True) + chunk([[5, 5.0, "bad"]], partial=False)
+    blocks = read(store_answering(body))
+    assert [t for b in blocks for t in b.times_ns] == [1, 3, 5]
+    assert [v for b in blocks for v in b.values] == [1.0, 3.0, 5.0]
+    assert [q for b in blocks for q in b.qualities] == ["good", "suspect", "bad"]
+    assert all(len(b.times_ns) > 0 for b in blocks)
+
+
+def test_query_range_skips_a_point_whose_value_is_not_visible_yet() -> None:
+    columns = ["time", "value", "quality", "ingested_at"]
+    rows = [[10**18, 1.0, "good", 10**18], [10**18 + 1, None, "good", None]]
+    result = {"statement_id": 0, "series": [{"name": "o", "columns": columns, "values": rows}]}
+    store = store_answering(json.dumps({"results": [result]}, separators=GO).encode() + b"\n")
+    got = store.query_range(sensor_id="d.q", start=START.replace(year=2000), end=END, limit=10)
+    assert [o.value for o in got] == [1.0]
+
+
 def test_an_answer_that_ends_while_more_was_announced_is_a_query_error() -> None:
     body = chunk(rows_from(0, 4), partial=True)
     with pytest.raises(InfluxQueryError, match="partial result"):

@@ -137,6 +137,15 @@ def _qualities(qualities: list[Any]) -> Sequence[str]:
     return [q if q in _KNOWN_QUALITIES else _UNKNOWN_QUALITY for q in qualities]
 
 
+def _with_values(
+    times: list[Any], values: list[Any], qualities: list[Any]
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """The rows that have a value: a query running during a write can see a point of it whose
+    value is still null, which is read as not written yet (as `query_range` does)."""
+    keep = [i for i, value in enumerate(values) if value is not None]
+    return [times[i] for i in keep], [values[i] for i in keep], [qualities[i] for i in keep]
+
+
 def observation_blocks(
     chunks: Generator[Chunk, None, None], *, sensor_id: str, block_size: int
 ) -> Generator[ObservationBlock, None, None]:
@@ -147,11 +156,18 @@ def observation_blocks(
             rows = chunk.rows
             for first in range(0, rows, block_size):
                 stop = min(rows, first + block_size)
+                times = chunk.column("time", first, stop)
+                values = chunk.column("value", first, stop)
+                qualities = chunk.column("quality", first, stop)
+                if None in values:
+                    times, values, qualities = _with_values(times, values, qualities)
+                    if not times:
+                        continue
                 yield ObservationBlock(
                     sensor_id=sensor_id,
-                    times_ns=chunk.column("time", first, stop),
-                    values=_floats(chunk.column("value", first, stop)),
-                    qualities=_qualities(chunk.column("quality", first, stop)),
+                    times_ns=times,
+                    values=_floats(values),
+                    qualities=_qualities(qualities),
                 )
     finally:
         chunks.close()

@@ -195,6 +195,8 @@ def index_rows(
                 sensor_id = wanted.get(str(record.get(SENSOR_FIELD)))
                 if sensor_id is None or record.get("observed_ns") is None:
                     continue  # another sensor (a slot collision) or a foreign point
+                if record.get("value") is None:
+                    continue  # a write in flight, its value not visible yet (see store.py)
                 ingested = record.get("ingested_at")
                 found[sensor_id] = Observation(
                     sensor_id=sensor_id,
